@@ -1,0 +1,285 @@
+//! From the command line and the environment to one validated `Config`:
+//! option values checked, argument and environment rules merged, identical
+//! duplicates dropped, rules that cannot both run rejected.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::cli::Args;
+use crate::env::rules_from_env;
+use crate::error::Error;
+use crate::rule::{parse_rule, Rule, Source};
+
+/// The connect timeout when --connect-timeout is not given.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The connection cap when --max-conns is not given.
+pub const DEFAULT_MAX_CONNS: usize = 4096;
+
+/// Everything the server needs, validated.
+#[derive(Debug)]
+pub struct Config {
+    /// Never empty, no two listening on overlapping addresses.
+    pub rules: Vec<Rule>,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_conns: usize,
+}
+
+/// Validates the options and gathers the rules: the RULE arguments, or the
+/// environment when there are none, or both with --env.
+pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
+    let connect_timeout = match &args.connect_timeout {
+        Some(text) => parse_seconds("--connect-timeout", text)?,
+        None => DEFAULT_CONNECT_TIMEOUT,
+    };
+    let idle_timeout = match &args.idle_timeout {
+        Some(text) => Some(parse_seconds("--idle-timeout", text)?),
+        None => None,
+    };
+    let max_conns = match &args.max_conns {
+        Some(text) => parse_max_conns(text)?,
+        None => DEFAULT_MAX_CONNS,
+    };
+    let mut rules = Vec::new();
+    for (i, text) in args.rules.iter().enumerate() {
+        let (listen, targets) = parse_rule(text).map_err(|reason| Error::BadRule {
+            index: i + 1,
+            text: text.clone(),
+            reason,
+        })?;
+        rules.push(Rule {
+            listen,
+            targets,
+            source: Source::Argument(i + 1),
+        });
+    }
+    if args.rules.is_empty() || args.env {
+        rules.extend(rules_from_env(vars)?);
+    }
+    let rules = merge(rules)?;
+    if rules.is_empty() {
+        return Err(Error::NoRules);
+    }
+    Ok(Config {
+        rules,
+        connect_timeout,
+        idle_timeout,
+        max_conns,
+    })
+}
+
+/// Drops identical duplicates; rejects two rules whose listen addresses
+/// overlap unless they are the very same forwarding.
+fn merge(rules: Vec<Rule>) -> Result<Vec<Rule>, Error> {
+    let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
+    for rule in rules {
+        match kept.iter().find(|k| overlap(k.listen, rule.listen)) {
+            None => kept.push(rule),
+            Some(k) if k.same_forwarding(&rule) => {
+                log::debug!("{} repeats {} ({rule}): merged", rule.source, k.source);
+            }
+            Some(k) => {
+                let reason = if k.listen == rule.listen {
+                    "listen on the same address with different targets"
+                } else {
+                    "listen on overlapping addresses"
+                };
+                return Err(Error::Conflict {
+                    first: format!("{} ({k})", k.source),
+                    second: format!("{} ({rule})", rule.source),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Two listen addresses that the kernel would not let both be bound: the same
+/// port, and the same address or a wildcard covering the other ([::] covers
+/// IPv4 too, as Linux binds it dual-stack).
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() {
+        return false;
+    }
+    let (x, y) = (a.ip(), b.ip());
+    x == y
+        || (x.is_unspecified() && (x.is_ipv6() || y.is_ipv4()))
+        || (y.is_unspecified() && (y.is_ipv6() || x.is_ipv4()))
+}
+
+fn parse_seconds(option: &str, text: &str) -> Result<Duration, Error> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| *d >= Duration::from_millis(1) && d.as_secs() <= 365 * 24 * 3600)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{option} {text:?}: expected seconds from 0.001 to 31536000, e.g. 10 or 0.5"
+            ))
+        })
+}
+
+fn parse_max_conns(text: &str) -> Result<usize, Error> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(Error::Usage(format!(
+            "--max-conns {text:?}: expected a whole number from 1 to 1000000"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(rules: &[&str]) -> Args {
+        Args {
+            rules: rules.iter().map(|s| s.to_string()).collect(),
+            ..Args::default()
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn sources(config: &Config) -> Vec<String> {
+        config.rules.iter().map(|r| r.source.to_string()).collect()
+    }
+
+    const REDIS: (&str, &str) = ("REDIS_PORT_6379_TCP", "tcp://10.0.0.2:6379");
+
+    #[test]
+    fn arguments_replace_the_environment() {
+        let c = build(&args(&["1:a:1"]), &env(&[REDIS])).unwrap();
+        assert_eq!(sources(&c), ["argument 1"]);
+    }
+
+    #[test]
+    fn env_flag_reads_both() {
+        let mut a = args(&["1:a:1"]);
+        a.env = true;
+        let c = build(&a, &env(&[REDIS])).unwrap();
+        assert_eq!(sources(&c), ["argument 1", "variable REDIS_PORT_6379_TCP"]);
+    }
+
+    #[test]
+    fn environment_when_no_arguments() {
+        let c = build(&args(&[]), &env(&[REDIS])).unwrap();
+        assert_eq!(sources(&c), ["variable REDIS_PORT_6379_TCP"]);
+    }
+
+    #[test]
+    fn malformed_variable_is_ignored_when_arguments_replace_the_environment() {
+        let c = build(&args(&["1:a:1"]), &env(&[("X_PORT_1_TCP", "junk")])).unwrap();
+        assert_eq!(sources(&c), ["argument 1"]);
+    }
+
+    #[test]
+    fn no_rules_says_how_to_give_one() {
+        let err = build(&args(&[]), &env(&[("PATH", "/bin")])).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("RULE"), "{err}");
+        assert!(err.to_string().contains("_PORT_"), "{err}");
+    }
+
+    #[test]
+    fn identical_duplicates_are_merged() {
+        let mut a = args(&["6379:10.0.0.2:6379", "0.0.0.0:6379:10.0.0.2:6379"]);
+        a.env = true;
+        let c = build(&a, &env(&[REDIS])).unwrap();
+        assert_eq!(sources(&c), ["argument 1"]);
+    }
+
+    #[test]
+    fn conflict_names_both_sources() {
+        let mut a = args(&["6379:other:6379"]);
+        a.env = true;
+        let msg = build(&a, &env(&[REDIS])).unwrap_err().to_string();
+        assert!(msg.contains("argument 1"), "{msg}");
+        assert!(msg.contains("variable REDIS_PORT_6379_TCP"), "{msg}");
+        assert!(msg.contains("different targets"), "{msg}");
+    }
+
+    #[test]
+    fn overlapping_listen_addresses_conflict() {
+        for pair in [
+            ["6379:a:1", "127.0.0.1:6379:a:1"],
+            ["[::]:6379:a:1", "127.0.0.1:6379:a:1"],
+            ["[::]:6379:a:1", "[::1]:6379:a:1"],
+        ] {
+            let msg = build(&args(&pair), &[]).unwrap_err().to_string();
+            assert!(msg.contains("overlapping"), "{pair:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn distinct_addresses_on_one_port_coexist() {
+        let c = build(
+            &args(&[
+                "127.0.0.1:1:a:1",
+                "127.0.0.2:1:a:1",
+                "[::1]:1:a:1",
+                "0.0.0.0:2:a:1",
+                "[::1]:2:a:1",
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rules.len(), 5);
+    }
+
+    #[test]
+    fn bad_rule_names_the_argument() {
+        let err = build(&args(&["1:a:1", "nonsense"]), &[]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().starts_with("argument 2 \"nonsense\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let c = build(&args(&["1:a:1"]), &[]).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, None);
+        assert_eq!(c.max_conns, 4096);
+    }
+
+    #[test]
+    fn fractional_seconds() {
+        let mut a = args(&["1:a:1"]);
+        a.connect_timeout = Some("0.5".into());
+        a.idle_timeout = Some("2".into());
+        let c = build(&a, &[]).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_millis(500));
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn bad_seconds_name_the_option() {
+        for text in ["0", "-1", "abc", "", "nan", "inf", "1e300", "0.0000000001"] {
+            let mut a = args(&["1:a:1"]);
+            a.idle_timeout = Some(text.into());
+            let msg = build(&a, &[]).unwrap_err().to_string();
+            assert!(msg.contains("--idle-timeout"), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn bad_max_conns() {
+        for text in ["0", "-1", "x", "1.5", "99999999999999999999999"] {
+            let mut a = args(&["1:a:1"]);
+            a.max_conns = Some(text.into());
+            let msg = build(&a, &[]).unwrap_err().to_string();
+            assert!(msg.contains("--max-conns"), "{text}: {msg}");
+        }
+    }
+}

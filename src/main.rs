@@ -1,0 +1,99 @@
+//! ambassador: a tiny TCP forwarder for the ambassador pattern.
+//!
+//! A byte's way: arguments and environment (cli.rs, env.rs) -> rules
+//! (rule.rs, config.rs) -> listeners (server.rs, limit.rs) -> relays
+//! (relay.rs) -> sockets (sys.rs for what std lacks). This file only parses,
+//! sets up logging, dispatches (run, --check, --healthcheck) and turns errors
+//! into exit codes in one place.
+#![deny(unsafe_code)]
+
+mod cli;
+mod config;
+mod env;
+mod error;
+mod health;
+mod limit;
+mod relay;
+mod rule;
+mod server;
+mod sys;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use log::LevelFilter;
+
+use crate::error::Error;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            // Nothing sensible is left to do if stderr itself is gone.
+            let _ = writeln!(io::stderr(), "ambassador: {err}");
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}
+
+fn run() -> Result<u8, Error> {
+    let raw: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let args = cli::parse(&raw)?;
+    if args.help {
+        return Ok(print(&cli::usage()));
+    }
+    if args.version {
+        return Ok(print(&format!(
+            "ambassador {}\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    init_logging(&args);
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let config = config::build(&args, &vars)?;
+    if args.check {
+        let lines: String = config
+            .rules
+            .iter()
+            .map(|r| format!("{r}\t{}\n", r.source))
+            .collect();
+        return Ok(print(&lines));
+    }
+    if args.healthcheck {
+        let passed = health::run(&config, &mut io::stdout().lock()).unwrap_or(false);
+        return Ok(if passed { 0 } else { 1 });
+    }
+    // Before any thread exists, so that every thread inherits the mask and
+    // only the main thread ever sees these signals.
+    let signals = sys::block_exit_signals().map_err(Error::Signals)?;
+    server::start(&config)?;
+    let name = sys::wait_for(&signals).map_err(Error::Signals)?;
+    log::info!("received {name}, exiting");
+    Ok(0)
+}
+
+/// Prints to stdout; a closed stdout (`| head`) is not worth a panic.
+fn print(text: &str) -> u8 {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    0
+}
+
+fn init_logging(args: &cli::Args) {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => LevelFilter::Error,
+        (false, 0) => LevelFilter::Info,
+        (false, 1) => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    // Fails only if a logger is already set, which nothing else does.
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+}

@@ -1,0 +1,124 @@
+//! The only unsafe code: the few libc calls std does not wrap. Blocking
+//! SIGTERM and SIGINT and waiting for them in one thread (so that ambassador
+//! exits cleanly even as PID 1, where a signal with no handler is dropped),
+//! SO_LINGER 0 (so a close sends a reset), and aborting a TCP connection in
+//! place (so a thread blocked on it wakes up without the fd being closed
+//! under it). Both glibc and musl provide these symbols.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::AsRawFd;
+use std::os::raw::{c_int, c_void};
+
+const SIG_BLOCK: c_int = 0;
+const SIGINT: c_int = 2;
+const SIGTERM: c_int = 15;
+const SOL_SOCKET: c_int = 1;
+const SO_LINGER: c_int = 13;
+const AF_UNSPEC: u16 = 0;
+
+/// `sigset_t`: 1024 bits on Linux with both glibc and musl.
+#[repr(C)]
+pub struct SigSet([u64; 16]);
+
+#[repr(C)]
+struct Linger {
+    l_onoff: c_int,
+    l_linger: c_int,
+}
+
+#[repr(C)]
+struct SockAddr {
+    sa_family: u16,
+    sa_data: [u8; 14],
+}
+
+extern "C" {
+    fn sigemptyset(set: *mut SigSet) -> c_int;
+    fn sigaddset(set: *mut SigSet, signum: c_int) -> c_int;
+    fn pthread_sigmask(how: c_int, set: *const SigSet, old: *mut SigSet) -> c_int;
+    fn sigwait(set: *const SigSet, sig: *mut c_int) -> c_int;
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
+    fn connect(fd: c_int, addr: *const SockAddr, len: u32) -> c_int;
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread and so in every thread it
+/// creates afterwards. Call it before any thread exists, then `wait_for`.
+pub fn block_exit_signals() -> io::Result<SigSet> {
+    let mut set = SigSet([0; 16]);
+    // SAFETY: `set` is a valid, writable sigset_t-sized buffer; the signal
+    // numbers are valid; a null old-set pointer is allowed.
+    let rc = unsafe {
+        sigemptyset(&mut set);
+        sigaddset(&mut set, SIGTERM);
+        sigaddset(&mut set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(set)
+}
+
+/// Waits until one of the blocked signals arrives; returns its name.
+pub fn wait_for(set: &SigSet) -> io::Result<&'static str> {
+    let mut sig: c_int = 0;
+    // SAFETY: `set` was filled by sigemptyset/sigaddset; `sig` is writable.
+    let rc = unsafe { sigwait(set, &mut sig) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(if sig == SIGINT { "SIGINT" } else { "SIGTERM" })
+}
+
+/// Makes the next close of this socket send a reset instead of a FIN.
+pub fn set_linger_zero(socket: &impl AsRawFd) -> io::Result<()> {
+    let linger = Linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the fd is open for the lifetime of the borrow; the option value
+    // points at a live `struct linger` of the length passed.
+    let rc = unsafe {
+        setsockopt(
+            socket.as_raw_fd(),
+            SOL_SOCKET,
+            SO_LINGER,
+            (&linger as *const Linger).cast(),
+            size_of::<Linger>() as u32,
+        )
+    };
+    check(rc)
+}
+
+/// Aborts a TCP connection without closing its fd: Linux sends a reset,
+/// drops what was queued, and wakes every thread blocked reading or writing
+/// it with an error (connect(2) with AF_UNSPEC "dissolves the association").
+pub fn abort(socket: &impl AsRawFd) -> io::Result<()> {
+    let addr = SockAddr {
+        sa_family: AF_UNSPEC,
+        sa_data: [0; 14],
+    };
+    // SAFETY: the fd is open for the lifetime of the borrow; `addr` is a
+    // valid sockaddr of the length passed.
+    let rc = unsafe { connect(socket.as_raw_fd(), &addr, size_of::<SockAddr>() as u32) };
+    check(rc)
+}
+
+/// Sets the accept backlog of a listening socket; Linux caps it at
+/// net.core.somaxconn.
+pub fn set_backlog(listener: &impl AsRawFd, backlog: c_int) -> io::Result<()> {
+    // SAFETY: the fd is a bound, listening socket open for the borrow; calling
+    // listen again only changes its backlog.
+    check(unsafe { listen(listener.as_raw_fd(), backlog) })
+}
+
+fn check(rc: c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
