@@ -53,7 +53,7 @@ pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
         });
     }
     // The environment has no order of its own; make --check and logs stable.
-    rules.sort_by(|a, b| a.source.to_string().cmp(&b.source.to_string()));
+    rules.sort_by_key(|r| r.source.to_string());
     Ok(rules)
 }
 
