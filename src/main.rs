@@ -77,6 +77,7 @@ fn run() -> Result<u8, Error> {
     server::start(&config)?;
     let name = sys::wait_for(&signals).map_err(Error::Signals)?;
     log::info!("received {name}, exiting");
+    sys::reset_all_on_exit();
     Ok(0)
 }
 

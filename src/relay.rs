@@ -68,7 +68,7 @@ fn open(client: TcpStream, peer: SocketAddr, rule: Arc<Rule>, ctx: &Context, per
         last_active_ms: AtomicU64::new(0),
         bytes: [AtomicU64::new(0), AtomicU64::new(0)],
         torn_down: AtomicBool::new(false),
-        why: Mutex::new(None),
+        why: Mutex::new([None, None]),
         _permit: permit,
     });
     let down = Arc::clone(&conn);
@@ -77,7 +77,7 @@ fn open(client: TcpStream, peer: SocketAddr, rule: Arc<Rule>, ctx: &Context, per
         .spawn(move || copy(&down, Direction::Down));
     if let Err(e) = spawned {
         log::warn!("rule {rule}: dropping client {peer}: cannot start a thread: {e}");
-        conn.end(format!("no thread: {e}"));
+        conn.end(format!("no thread: {e}"), true);
         conn.teardown();
         return;
     }
@@ -149,15 +149,17 @@ struct Conn {
     /// Bytes delivered [up, down].
     bytes: [AtomicU64; 2],
     torn_down: AtomicBool,
-    /// Why the connection ended: the first cause recorded wins.
-    why: Mutex<Option<String>>,
+    /// Why the connection ended: [first end of stream, first abort cause].
+    why: Mutex<[Option<String>; 2]>,
     _permit: Permit,
 }
 
 impl Conn {
-    fn end(&self, why: String) {
-        let mut slot = self.why.lock().unwrap_or_else(|e| e.into_inner());
-        slot.get_or_insert(why);
+    /// Records an end of stream (`abort` false) or what aborted the
+    /// connection (`abort` true); the first of each kind is kept.
+    fn end(&self, why: String, abort: bool) {
+        let mut slots = self.why.lock().unwrap_or_else(|e| e.into_inner());
+        slots[abort as usize].get_or_insert(why);
     }
 
     fn touch(&self) {
@@ -178,7 +180,7 @@ impl Conn {
         if now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) < idle {
             return Ok(());
         }
-        self.end(format!("idle for {:.3}s", idle as f64 / 1000.0));
+        self.end(format!("idle for {:.3}s", idle as f64 / 1000.0), true);
         Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))
     }
 
@@ -198,7 +200,12 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let why = self.why.get_mut().unwrap_or_else(|e| e.into_inner());
+        let why = match self.why.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            [None, None] => "closed".to_string(),
+            [Some(closed), None] => closed.clone(),
+            [None, Some(abort)] => format!("aborted: {abort}"),
+            [Some(closed), Some(abort)] => format!("aborted: {abort} (after {closed})"),
+        };
         log::debug!(
             "{} -> {}: closed after {:.3}s, {} bytes up, {} bytes down, {}",
             self.peer,
@@ -206,7 +213,7 @@ impl Drop for Conn {
             self.started.elapsed().as_secs_f64(),
             self.bytes[0].load(Ordering::Relaxed),
             self.bytes[1].load(Ordering::Relaxed),
-            why.as_deref().unwrap_or("closed"),
+            why,
         );
     }
 }
@@ -218,9 +225,9 @@ fn copy(conn: &Conn, dir: Direction) {
     match io::copy(&mut reader, &mut writer) {
         Ok(_) if conn.torn_down.load(Ordering::Acquire) => {}
         Ok(_) => {
-            conn.end(format!("{} closed", SIDE_NAMES[dir.from()]));
+            conn.end(format!("{} closed", SIDE_NAMES[dir.from()]), false);
             if let Err(e) = conn.sockets[dir.to()].shutdown(Shutdown::Write) {
-                conn.end(format!("{} half-close: {e}", SIDE_NAMES[dir.to()]));
+                conn.end(format!("{} half-close: {e}", SIDE_NAMES[dir.to()]), true);
                 conn.teardown();
             }
         }
@@ -259,7 +266,8 @@ impl Read for Reader<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_tick(&e) => self.conn.check_idle()?,
                 Err(e) => {
-                    self.conn.end(format!("{} read: {e}", SIDE_NAMES[side]));
+                    self.conn
+                        .end(format!("{} read: {e}", SIDE_NAMES[side]), true);
                     return Err(e);
                 }
             }
@@ -280,7 +288,8 @@ impl Write for Writer<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_tick(&e) => self.conn.check_idle()?,
                 Err(e) => {
-                    self.conn.end(format!("{} write: {e}", SIDE_NAMES[side]));
+                    self.conn
+                        .end(format!("{} write: {e}", SIDE_NAMES[side]), true);
                     return Err(e);
                 }
             }

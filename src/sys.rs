@@ -93,6 +93,32 @@ pub fn set_linger_zero(socket: &impl AsRawFd) -> io::Result<()> {
     check(rc)
 }
 
+/// Sets SO_LINGER 0 on every socket this process has open, so that exiting
+/// resets relayed connections instead of closing them with a FIN that would
+/// make a cut stream look complete. Not a socket: setsockopt fails, ignored.
+pub fn reset_all_on_exit() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for fd in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<c_int>().ok())
+    {
+        if fd > 2 {
+            let _ = set_linger_zero(&RawSocket(fd));
+        }
+    }
+}
+
+/// A descriptor number read from /proc/self/fd, borrowed only while open.
+struct RawSocket(c_int);
+
+impl AsRawFd for RawSocket {
+    fn as_raw_fd(&self) -> c_int {
+        self.0
+    }
+}
+
 /// Aborts a TCP connection without closing its fd: Linux sends a reset,
 /// drops what was queued, and wakes every thread blocked reading or writing
 /// it with an error (connect(2) with AF_UNSPEC "dissolves the association").

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Every test, from a fresh machine: installs what the tests need (Debian
+# packages, Rust targets) when it is missing, then runs lint, unit and
+# integration tests, and checks the static release binary.
+# Usage: scripts/test.sh          (as root, or with sudo available)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# program:package pairs the tests run for real.
+needed=(redis-server:redis-server redis-cli:redis-tools socat:socat unshare:util-linux
+        ip:iproute2 busybox:busybox-static qemu-aarch64-static:qemu-user-static
+        haproxy:haproxy iperf3:iperf3 redis-benchmark:redis-tools file:file)
+missing=()
+for pair in "${needed[@]}"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+say "cargo fmt --check && cargo clippy"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+
+say "cargo test"
+cargo test
+
+say "static release binary"
+cargo build --release --target x86_64-unknown-linux-musl
+bin=target/x86_64-unknown-linux-musl/release/ambassador
+size=$(stat -c %s "$bin")
+file "$bin"
+file "$bin" | grep -q 'static' || { echo "FAIL: $bin is not static"; exit 1; }
+[ "$size" -lt 1000000 ] || { echo "FAIL: $bin is $size bytes, over 1 MB"; exit 1; }
+echo "ok: $bin is static, $size bytes"

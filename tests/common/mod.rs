@@ -1,0 +1,361 @@
+//! Helpers for tests that run the real binary: a child guard that kills on
+//! drop and shows stderr when a test fails, free ports, loopback servers
+//! (echo, scripted, refusing, silent), payloads, and /proc readings.
+//! Every socket made here has timeouts, so a bug fails a test instead of
+//! hanging it.
+#![allow(dead_code, unsafe_code)]
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ambassador");
+/// Every read and write in a test gives up after this long.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn temp_path(what: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ambassador-test-{}-{n}.{what}", std::process::id()))
+}
+
+/// A running ambassador, killed when dropped.
+pub struct Ambassador {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Ambassador {
+    /// Starts `ambassador ARGS` with an empty environment plus `envs`.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Ambassador {
+        Self::start_command(Command::new(BIN), args, envs)
+    }
+
+    /// Starts it with at most `nofile` descriptors (through the shell's ulimit).
+    pub fn start_with_nofile(nofile: u32, args: &[&str]) -> Ambassador {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+            BIN,
+        ]);
+        Self::start_command(cmd, args, &[])
+    }
+
+    fn start_command(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Ambassador {
+        let stderr = temp_path("stderr");
+        let file = File::create(&stderr).expect("create stderr file");
+        let child = cmd
+            .args(args)
+            .env_clear()
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn ambassador");
+        Ambassador { child, stderr }
+    }
+
+    /// Starts it and waits until it logged `listeners` "listening on" lines.
+    pub fn serve(args: &[&str], envs: &[(&str, &str)], listeners: usize) -> Ambassador {
+        let mut amb = Self::start(args, envs);
+        amb.wait_for_listeners(listeners);
+        amb
+    }
+
+    pub fn wait_for_listeners(&mut self, listeners: usize) {
+        let stderr = &self.stderr;
+        let mut exited = None;
+        let ok = wait_until(Duration::from_secs(10), || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                exited = Some(status);
+                return true;
+            }
+            let text = fs::read_to_string(stderr).unwrap_or_default();
+            text.matches("listening on").count() >= listeners
+        });
+        assert!(
+            exited.is_none(),
+            "ambassador exited {exited:?}: {}",
+            self.stderr()
+        );
+        assert!(ok, "ambassador never listened: {}", self.stderr());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until stderr contains `text`; false after `within`.
+    pub fn wait_for_log(&self, text: &str, within: Duration) -> bool {
+        wait_until(within, || self.stderr().contains(text))
+    }
+
+    /// Sends a signal by name (TERM, INT, ...) to this child, by its PID.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; None if it is still running after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Number of threads, from /proc/PID/task.
+    pub fn threads(&self) -> usize {
+        count_dir(&format!("/proc/{}/task", self.pid()))
+    }
+
+    /// Number of open descriptors, from /proc/PID/fd.
+    pub fn fds(&self) -> usize {
+        count_dir(&format!("/proc/{}/fd", self.pid()))
+    }
+
+    /// Waits until threads and descriptors are back to the given figures.
+    pub fn assert_settles_to(&self, threads: usize, fds: usize) {
+        let settled = wait_until(Duration::from_secs(10), || {
+            self.threads() == threads && self.fds() == fds
+        });
+        assert!(
+            settled,
+            "threads {} (want {threads}), fds {} (want {fds}); stderr:\n{}",
+            self.threads(),
+            self.fds(),
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Ambassador {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- ambassador stderr ---\n{}", self.stderr());
+        }
+        let _ = fs::remove_file(&self.stderr);
+    }
+}
+
+fn count_dir(path: &str) -> usize {
+    fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Runs ambassador to completion (it must exit within 20 s).
+pub fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ambassador");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ambassador {args:?} did not exit within 20 s");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+/// Polls `cond` every 10 ms until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Connects with timeouts set on the stream.
+pub fn connect(addr: impl std::net::ToSocketAddrs + std::fmt::Debug) -> TcpStream {
+    let stream = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr:?}: {e}"));
+    timeouts(&stream);
+    stream
+}
+
+pub fn timeouts(stream: &TcpStream) {
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .expect("write timeout");
+}
+
+/// Serves each connection on its own thread with `handle`; returns the address.
+pub fn server<F>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) + Send + Sync + Clone + 'static,
+{
+    server_on("127.0.0.1:0", handle)
+}
+
+pub fn server_on<F>(addr: &str, handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) + Send + Sync + Clone + 'static,
+{
+    let listener = TcpListener::bind(addr).expect("bind test server");
+    let local = listener.local_addr().expect("local addr");
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            timeouts(&stream);
+            let handle = handle.clone();
+            thread::spawn(move || handle(stream));
+        }
+    });
+    local
+}
+
+/// Echoes every byte back; half-closes after the client's end of stream.
+pub fn echo_server() -> SocketAddr {
+    server(echo)
+}
+
+pub fn echo(mut stream: TcpStream) {
+    let mut reader = stream.try_clone().expect("clone");
+    if io::copy(&mut reader, &mut stream).is_ok() {
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// An address where nothing listens: connections are refused.
+pub fn refused_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+extern "C" {
+    fn listen(fd: i32, backlog: i32) -> i32;
+}
+
+/// A listener whose accept queue is full and never drained, so a new
+/// connection's SYN is dropped and connect() times out, as with a host that
+/// does not answer. Keep the returned value alive.
+pub struct Silent {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _queued: Vec<TcpStream>,
+}
+
+pub fn silent_target() -> Silent {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // SAFETY: a valid listening fd; listen again only shrinks its backlog.
+    assert_eq!(unsafe { listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().expect("addr");
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => queued.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
+        "could not fill the accept queue"
+    );
+    Silent {
+        addr,
+        _listener: listener,
+        _queued: queued,
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Reads until end of stream; the error if the stream ended otherwise.
+pub fn read_all(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Writes `data` on one thread while reading everything back on this one.
+pub fn round_trip(mut stream: TcpStream, data: Vec<u8>) -> io::Result<Vec<u8>> {
+    let mut writer = stream.try_clone()?;
+    let sender = thread::spawn(move || -> io::Result<()> {
+        writer.write_all(&data)?;
+        writer.shutdown(Shutdown::Write)
+    });
+    let got = read_all(&mut stream);
+    sender.join().expect("sender thread")?;
+    got
+}
+
+/// Sets SO_LINGER 0 so that dropping the stream sends a reset.
+pub fn reset_on_drop(stream: &TcpStream) {
+    extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
+    }
+    let linger: [i32; 2] = [1, 0];
+    // SAFETY: valid fd; the value is a struct linger (two ints) of the given size.
+    let rc = unsafe { setsockopt(stream.as_raw_fd(), 1, 13, linger.as_ptr(), 8) };
+    assert_eq!(rc, 0, "setsockopt SO_LINGER");
+}
+
+/// Finds a program on PATH or fails the test with how to install it.
+pub fn require(program: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{program} not found: apt-get install {package} (bash .ci/run installs it)")
+        })
+}
