@@ -1,9 +1,15 @@
 //! --healthcheck, for HEALTHCHECK in an image with no shell: for each rule,
 //! connect to its listen port on loopback (or on its own address) and to
 //! one of its targets, and print one line per rule.
+//!
+//! Docker runs a HEALTHCHECK command with the container's environment but
+//! not with its CMD arguments, so with no RULE arguments of its own the
+//! probe reads the rules of the ambassador that runs as PID 1.
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::os::unix::ffi::OsStringExt;
 
 use crate::config::Config;
 use crate::relay::connect_target;
@@ -58,9 +64,62 @@ fn probe(rule: &Rule, config: &Config) -> (bool, String) {
     )
 }
 
+/// How a process was started: its arguments after the program name, and
+/// its environment.
+pub struct Invocation {
+    pub args: Vec<OsString>,
+    pub vars: Vec<(String, String)>,
+}
+
+/// How PID 1 was started, if PID 1 is an ambassador other than this process.
+pub fn pid1_ambassador() -> Option<Invocation> {
+    if std::process::id() == 1 {
+        return None;
+    }
+    let cmdline = std::fs::read("/proc/1/cmdline").ok()?;
+    let args = split_nul(&cmdline);
+    let program = args.first()?.to_string_lossy().into_owned();
+    if program.rsplit('/').next() != Some("ambassador") {
+        return None;
+    }
+    let environ = std::fs::read("/proc/1/environ").ok()?;
+    let vars = split_nul(&environ)
+        .iter()
+        .filter_map(|kv| {
+            let kv = kv.to_string_lossy();
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect();
+    Some(Invocation {
+        args: args[1..].to_vec(),
+        vars,
+    })
+}
+
+/// Splits a /proc NUL-separated list.
+fn split_nul(bytes: &[u8]) -> Vec<OsString> {
+    bytes
+        .split(|b| *b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| OsString::from_vec(part.to_vec()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_lists_split_on_nul() {
+        let parts = split_nul(b"/ambassador\x006379:redis:6379\x00-v\x00");
+        assert_eq!(parts, ["/ambassador", "6379:redis:6379", "-v"]);
+    }
+
+    #[test]
+    fn this_test_process_is_not_pid_1s_ambassador() {
+        assert!(pid1_ambassador().is_none());
+    }
 
     #[test]
     fn wildcards_are_probed_on_loopback() {

@@ -58,7 +58,14 @@ fn run() -> Result<u8, Error> {
             )
         })
         .collect();
-    let config = config::build(&args, &vars)?;
+    // In a container, --healthcheck probes what PID 1 serves (see health.rs).
+    let pid1 = (args.healthcheck && args.rules.is_empty())
+        .then(health::pid1_ambassador)
+        .flatten();
+    let config = match pid1 {
+        Some(pid1) => config::build(&cli::parse(&pid1.args)?, &pid1.vars)?,
+        None => config::build(&args, &vars)?,
+    };
     if args.check {
         let lines: String = config
             .rules

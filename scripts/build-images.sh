@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds the static binary and both images, ambassador:scratch and
+# ambassador:busybox. Works with or without a registry: where no busybox image
+# exists and none can be pulled, it makes one with `docker import` from
+# Debian's busybox-static.
+# Usage: scripts/build-images.sh [--arch aarch64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arch=x86_64
+[ "${1:-}" = "--arch" ] && arch=${2:?--arch takes x86_64 or aarch64}
+case $arch in
+    x86_64) platform=linux/amd64 ;;
+    aarch64) platform=linux/arm64 ;;
+    *) echo "build-images: unknown arch $arch (x86_64 or aarch64)" >&2; exit 2 ;;
+esac
+target=$arch-unknown-linux-musl
+binary=target/$target/release/ambassador
+suffix=$([ "$arch" = x86_64 ] || echo "-$arch")
+
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+cargo build --release --target "$target"
+
+if ! docker image inspect busybox >/dev/null 2>&1 && ! docker pull -q busybox >/dev/null 2>&1; then
+    if [ "$arch" != x86_64 ]; then
+        echo "build-images: no busybox image for $arch; build ambassador:scratch$suffix only" >&2
+    else
+        bb=$(command -v busybox || true)
+        [ -n "$bb" ] || { echo "build-images: no busybox image and no busybox binary: apt-get install busybox-static" >&2; exit 1; }
+        file -L "$bb" | grep -q 'static' || { echo "build-images: $bb is not static: apt-get install busybox-static" >&2; exit 1; }
+        echo "build-images: no busybox image to pull; making one from $bb"
+        root=$(mktemp -d)
+        trap 'rm -rf "$root"' EXIT
+        mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root"
+        cp "$bb" "$root/bin/busybox"
+        for applet in $("$bb" --list); do
+            [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+        done
+        printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
+        printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+        tar -C "$root" -c . | docker import -c 'CMD ["sh"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - busybox:latest >/dev/null
+    fi
+fi
+
+docker build -q --platform "$platform" --build-arg "BINARY=$binary" -f Dockerfile.scratch -t "ambassador:scratch$suffix" . >/dev/null
+echo "built ambassador:scratch$suffix ($(docker image inspect -f '{{.Size}}' "ambassador:scratch$suffix") bytes)"
+if [ "$arch" = x86_64 ] || docker image inspect busybox >/dev/null 2>&1; then
+    docker build -q --platform "$platform" --build-arg "BINARY=$binary" -f Dockerfile.busybox -t "ambassador:busybox$suffix" . >/dev/null
+    echo "built ambassador:busybox$suffix ($(docker image inspect -f '{{.Size}}' "ambassador:busybox$suffix") bytes)"
+fi

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# End to end on the real Docker engine: builds the images, then checks the
+# scratch image's size, HEALTHCHECK, `docker stop` time with connections
+# open, legacy --link variables, the classic busybox usage, following a
+# recreated service by name on a user-defined network, and the compose
+# example. Everything it starts is named with this run's prefix and removed
+# on exit. On a machine without a Docker engine it says so and skips.
+# Usage: scripts/docker-e2e.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if ! docker info >/dev/null 2>&1; then
+    echo "docker-e2e: no Docker engine here; skipped"
+    exit 0
+fi
+
+P=ambe2e$$
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   - $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+cleanup() {
+    local ids
+    ids=$(docker ps -aq --filter "name=^$P-")
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null
+    [ -f examples/docker-compose.yml ] && docker-compose -f examples/docker-compose.yml -p "$P" down -v >/dev/null 2>&1
+    docker network rm "$P-net" >/dev/null 2>&1
+    # The connections this script held open, by PID.
+    for pid in "${holders[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+    return 0
+}
+holders=()
+trap cleanup EXIT
+
+bash scripts/build-images.sh 2>&1 | grep -v -e DEPRECATED -e 'legacy builder' -e buildx -e 'docs.docker.com' -e '^ *$' \
+    || { bad "build images"; echo "docker-e2e: $passed passed, $failed failed"; exit 1; }
+REDIS=$(bash scripts/redis-image.sh) || { bad "redis image"; exit 1; }
+
+ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'; }
+# Runs redis-cli PING in a throwaway container; extra docker-run args first.
+ping_via() { docker run --rm "$@" "$REDIS" redis-cli -h redis ping 2>&1 | tr -d '\r'; }
+wait_health() { # container wanted-status seconds
+    local i
+    for ((i = 0; i < $3 * 5; i++)); do
+        [ "$(docker inspect -f '{{.State.Health.Status}}' "$1")" = "$2" ] && return 0
+        sleep 0.2
+    done
+    echo "  $1 health: $(docker inspect -f '{{.State.Health.Status}} {{json .State.Health.Log}}' "$1" | tail -c 600)"
+    return 1
+}
+
+# --- the scratch image's size
+size=$(docker image inspect -f '{{.Size}}' ambassador:scratch)
+echo "     ambassador:scratch is $size bytes; ambassador:busybox is $(docker image inspect -f '{{.Size}}' ambassador:busybox) bytes"
+check "scratch image under 1 MB ($size bytes)" test "$size" -lt 1000000
+
+docker run -d --name "$P-redis" "$REDIS" >/dev/null
+
+# --- legacy --link variables, read through --check
+linkvars=$(docker run --rm --link "$P-redis:redis" ambassador:scratch --check 2>&1)
+if grep -q 'variable REDIS_PORT_6379_TCP' <<<"$linkvars"; then
+    echo "     this engine ($(docker version -f '{{.Server.Version}}')) injects legacy link variables: $linkvars"
+    check "link alias first, then the variable's address" grep -Eq '^0\.0\.0\.0:6379:redis:6379,[0-9.]+:6379' <<<"$linkvars"
+else
+    echo "     this engine ($(docker version -f '{{.Server.Version}}')) injects no legacy link variables (Docker 29+ default): $linkvars"
+    ok "no link variables detected and said so"
+fi
+
+# --- the classic usage, with the busybox image: --link redis:redis -p 6379:6379
+docker run -d --link "$P-redis:redis" --name "$P-redis_ambassador" -p 127.0.0.1::6379 ambassador:busybox >/dev/null
+check "classic busybox usage: redis-cli PING through --link gets PONG" \
+    test "$(ping_via --link "$P-redis_ambassador:redis")" = PONG
+hostport=$(docker port "$P-redis_ambassador" 6379/tcp | head -1)
+check "published port (-p) forwards: PING on $hostport" test "$(redis-cli -h 127.0.0.1 -p "${hostport##*:}" ping)" = PONG
+check "busybox image has a shell" docker exec "$P-redis_ambassador" sh -c 'ambassador --version'
+
+# --- HEALTHCHECK: healthy with env rules, with argument rules (read from PID 1), unhealthy when the target is gone
+docker run -d --name "$P-health-env" --health-interval 1s --link "$P-redis:redis" ambassador:scratch >/dev/null
+docker run -d --name "$P-health-args" --health-interval 1s --link "$P-redis:db" ambassador:scratch 7000:db:6379 >/dev/null
+docker run -d --name "$P-health-bad" --health-interval 1s --health-retries 1 ambassador:scratch --connect-timeout 0.5 7000:127.0.0.1:1 >/dev/null
+check "HEALTHCHECK turns healthy (rules from link variables)" wait_health "$P-health-env" healthy 30
+check "HEALTHCHECK turns healthy (rules as arguments, read from PID 1)" wait_health "$P-health-args" healthy 30
+check "HEALTHCHECK turns unhealthy when no target answers" wait_health "$P-health-bad" unhealthy 30
+docker logs "$P-health-args" 2>&1 | grep -q 'listening on 0.0.0.0:7000' || bad "argument rule replaced the link variables"
+
+# --- docker stop with connections open: under 2 s, exit code 0
+amb_ip=$(ip_of "$P-health-env")
+for i in 1 2 3; do
+    # Each holder keeps a connection through the ambassador open until killed.
+    bash -c "exec 3<>/dev/tcp/$amb_ip/6379; sleep 60" &
+    holders+=($!)
+done
+sleep 0.5
+start=$(date +%s%N)
+docker stop "$P-health-env" >/dev/null
+ms=$((($(date +%s%N) - start) / 1000000))
+echo "     docker stop with 3 connections open took $ms ms"
+check "docker stop under 2 s ($ms ms)" test "$ms" -lt 2000
+check "exit code 0 after docker stop" test "$(docker inspect -f '{{.State.ExitCode}}' "$P-health-env")" = 0
+
+# --- a user-defined network: the rule names the service; redis is removed and
+# recreated with a new address; the same ambassador follows it.
+docker network create "$P-net" >/dev/null
+docker run -d --name "$P-r1" --network "$P-net" --network-alias redis "$REDIS" >/dev/null
+docker run -d --name "$P-amb" --network "$P-net" --network-alias redis-ambassador ambassador:scratch 6379:redis:6379 >/dev/null
+sleep 0.5
+net_ping() { docker run --rm --network "$P-net" "$REDIS" redis-cli -h redis-ambassador ping 2>&1 | tr -d '\r'; }
+check "PING through the ambassador by service name" test "$(net_ping)" = PONG
+old_ip=$(ip_of "$P-r1")
+started=$(docker inspect -f '{{.State.StartedAt}}' "$P-amb")
+docker rm -f "$P-r1" >/dev/null
+# Take the freed address so the new redis gets another one.
+docker run -d --name "$P-filler" --network "$P-net" busybox sleep 600 >/dev/null
+docker run -d --name "$P-r2" --network "$P-net" --network-alias redis "$REDIS" >/dev/null
+new_ip=$(ip_of "$P-r2")
+echo "     redis moved from $old_ip to $new_ip"
+check "recreated redis has a new address" test "$old_ip" != "$new_ip"
+pong=""
+for _ in $(seq 1 20); do pong=$(net_ping); [ "$pong" = PONG ] && break; sleep 0.25; done
+check "same ambassador, not restarted, follows redis to its new address" test "$pong" = PONG
+check "ambassador was not restarted" test "$(docker inspect -f '{{.State.StartedAt}}' "$P-amb")" = "$started"
+
+# --- the compose example
+if command -v docker-compose >/dev/null; then
+    export REDIS_IMAGE=$REDIS AMBASSADOR_IMAGE=ambassador:scratch
+    if docker-compose -f examples/docker-compose.yml -p "$P" up -d >/dev/null 2>&1; then
+        pong=""
+        for _ in $(seq 1 20); do
+            pong=$(docker run --rm --network "${P}_default" "$REDIS" redis-cli -h redis-ambassador ping 2>&1 | tr -d '\r')
+            [ "$pong" = PONG ] && break
+            sleep 0.25
+        done
+        check "docker-compose example: PING through the ambassador service" test "$pong" = PONG
+    else
+        bad "docker-compose up"
+    fi
+else
+    bad "docker-compose not installed (apt-get install docker-compose)"
+fi
+
+echo "docker-e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]
