@@ -42,3 +42,17 @@ file "$bin"
 file "$bin" | grep -q 'static' || { echo "FAIL: $bin is not static"; exit 1; }
 [ "$size" -lt 1000000 ] || { echo "FAIL: $bin is $size bytes, over 1 MB"; exit 1; }
 echo "ok: $bin is static, $size bytes"
+
+say "aarch64: static binary under qemu-user"
+bash scripts/aarch64-test.sh
+
+say "two-host demo (network namespaces)"
+bash scripts/two-host-demo.sh
+
+if docker info >/dev/null 2>&1; then
+    say "two-host demo (--docker)"
+    bash scripts/two-host-demo.sh --docker
+fi
+
+say "Docker end to end"
+bash scripts/docker-e2e.sh

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The classic two-host ambassador demo on one machine.
+#
+#   (redis-cli) -> (ambassador) --network--> (ambassador) -> (redis)
+#    client-server                              big-server
+#
+# Default mode: two network namespaces joined by a veth pair stand for the
+# two hosts (big-server 192.0.2.1, client-server 192.0.2.2: documentation
+# addresses that exist only inside this demo). --docker: the article's own
+# `docker run` lines with our images on this machine's Docker engine.
+# Prints each step as the article does; exits 0 only on PONG; removes all it
+# made, also on failure. Needs root, iproute2, redis-server and redis-tools
+# (and Docker for --docker).
+# Usage: scripts/two-host-demo.sh [--docker] [--bin PATH]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+mode=netns
+bin=target/x86_64-unknown-linux-musl/release/ambassador
+while [ $# -gt 0 ]; do
+    case $1 in
+        --docker) mode=docker ;;
+        --bin) bin=${2:?--bin takes a path}; shift ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "two-host-demo: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+step() { printf '\n%s $ %s\n' "$1" "$2"; }
+die() { echo "two-host-demo: $*" >&2; exit 1; }
+
+netns_demo() {
+    [ "$(id -u)" = 0 ] || die "needs root (ip netns)"
+    for p in ip:iproute2 redis-server:redis-server redis-cli:redis-tools; do
+        command -v "${p%%:*}" >/dev/null || die "${p%%:*} missing: apt-get install ${p#*:}"
+    done
+    [ -x "$bin" ] || cargo build --release --target x86_64-unknown-linux-musl -q || die "cannot build $bin"
+    bin=$(readlink -f "$bin")
+
+    big=amb-big-$$ client=amb-client-$$
+    pids=()
+    cleanup() {
+        for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+        for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
+        ip netns del "$big" 2>/dev/null
+        ip netns del "$client" 2>/dev/null
+        return 0
+    }
+    trap cleanup EXIT
+
+    echo "# Two hosts: network namespaces $big (192.0.2.1) and $client (192.0.2.2), joined by a veth pair."
+    ip netns add "$big" && ip netns add "$client" || die "ip netns add failed"
+    ip link add "vb$$" type veth peer name "vc$$" || die "ip link add veth failed"
+    ip link set "vb$$" netns "$big" && ip link set "vc$$" netns "$client"
+    ip -n "$big" addr add 192.0.2.1/24 dev "vb$$"
+    ip -n "$client" addr add 192.0.2.2/24 dev "vc$$"
+    for ns in "$big" "$client"; do ip -n "$ns" link set lo up; done
+    ip -n "$big" link set "vb$$" up && ip -n "$client" link set "vc$$" up
+
+    wait_port() { # ns host port
+        local i
+        for i in $(seq 1 100); do
+            ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+            sleep 0.1
+        done
+        die "nothing listens on $2:$3 in $1"
+    }
+
+    step big-server "redis-server --port 16379 --bind 127.0.0.1          # the redis container"
+    ip netns exec "$big" redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+    pids+=($!)
+    wait_port "$big" 127.0.0.1 16379
+
+    step big-server "REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 ambassador   # docker run -d --link redis:redis --name redis_ambassador -p 6379:6379 ambassador"
+    ip netns exec "$big" env -i REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 "$bin" &
+    pids+=($!)
+    wait_port "$big" 192.0.2.1 6379
+
+    step client-server "REDIS_PORT_6379_TCP=tcp://192.0.2.1:6379 ambassador     # docker run -d --name redis_ambassador --expose 6379 -e REDIS_PORT_6379_TCP=tcp://192.168.1.52:6379 ambassador"
+    ip netns exec "$client" env -i REDIS_PORT_6379_TCP=tcp://192.0.2.1:6379 "$bin" &
+    pids+=($!)
+    wait_port "$client" 127.0.0.1 6379
+
+    step client-server "redis-cli -h 127.0.0.1 -p 6379 ping                    # docker run -i -t --rm --link redis_ambassador:redis relateiq/redis-cli"
+    reply=$(ip netns exec "$client" timeout 10 redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
+    echo "$reply"
+    [ "$reply" = PONG ] || die "expected PONG, got: $reply"
+}
+
+docker_demo() {
+    docker info >/dev/null 2>&1 || die "no Docker engine here"
+    bash scripts/build-images.sh >/dev/null 2>&1 || die "scripts/build-images.sh failed"
+    redis=$(bash scripts/redis-image.sh) || die "cannot make the redis image"
+    p=demo$$
+    cleanup() {
+        local ids
+        ids=$(docker ps -aq --filter "name=^$p-")
+        [ -n "$ids" ] && docker rm -f $ids >/dev/null
+        return 0
+    }
+    trap cleanup EXIT
+    run() { "$@" >/dev/null || die "failed: $*"; }
+
+    echo "# Both hosts are this machine's Docker engine; the client side reaches the server side's ambassador at its container address."
+    step big-server "docker run -d --name redis $redis"
+    run docker run -d --name "$p-redis" "$redis"
+    step big-server "docker run -d --link redis:redis --name redis_ambassador -p 6379:6379 ambassador:scratch   (published on 127.0.0.1, a free port)"
+    run docker run -d --link "$p-redis:redis" --name "$p-redis_ambassador" -p 127.0.0.1::6379 ambassador:scratch
+    far=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$p-redis_ambassador")
+    step client-server "docker run -d --name redis_ambassador2 --expose 6379 -e REDIS_PORT_6379_TCP=tcp://$far:6379 ambassador:scratch"
+    run docker run -d --name "$p-redis_ambassador2" --expose 6379 -e "REDIS_PORT_6379_TCP=tcp://$far:6379" ambassador:scratch
+    step client-server "docker run -i --rm --link redis_ambassador2:redis $redis redis-cli -h redis ping"
+    reply=""
+    for _ in $(seq 1 20); do
+        reply=$(docker run -i --rm --link "$p-redis_ambassador2:redis" "$redis" redis-cli -h redis ping 2>&1 | tr -d '\r')
+        [ "$reply" = PONG ] && break
+        sleep 0.25
+    done
+    echo "$reply"
+    [ "$reply" = PONG ] || die "expected PONG, got: $reply"
+}
+
+if [ "$mode" = docker ]; then docker_demo; else netns_demo; fi
+echo
+echo "two-host-demo ($mode): PONG through two ambassadors"
