@@ -13,6 +13,7 @@ mod env;
 mod error;
 mod health;
 mod limit;
+mod pool;
 mod relay;
 mod rule;
 mod server;

@@ -6,21 +6,28 @@
 //! The `Conn` is dropped when both copiers are done: that closes both sockets,
 //! frees the connection's slot and logs the closing line.
 
-use std::io::{self, Read, Write};
+use std::cell::RefCell;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::limit::Permit;
+use crate::pool::Pool;
 use crate::rule::{Rule, Target};
 use crate::sys;
 
-/// Stack size of every accept and copier thread. The copy loop needs an 8 KiB
-/// buffer and a few frames; the 2 MiB default would only cost address space
-/// and page tables per connection.
-pub const STACK_SIZE: usize = 64 * 1024;
+/// Bytes moved per read and write once a direction has moved `SMALL_PHASE`
+/// bytes. io::copy's own 8 KiB stack buffer halves bulk throughput on
+/// loopback (see the benchmark in the README).
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// Bytes each direction copies through io::copy's 8 KiB stack buffer before
+/// it switches to the thread's big buffer. std zero-fills a BufReader's whole
+/// buffer on first use, which makes it resident: idle and chatty connections
+/// stay below this and never touch it.
+const SMALL_PHASE: u64 = 256 * 1024;
 
 /// Settings every connection shares.
 #[derive(Debug)]
@@ -29,8 +36,8 @@ pub struct Context {
     pub idle_timeout: Option<Duration>,
 }
 
-/// Starts relaying an accepted client on a new thread. On error (no thread
-/// could be made) the client is closed and its slot freed.
+/// Starts relaying an accepted client on a pooled thread. On error (no
+/// thread could be made) the client is closed and its slot freed.
 pub fn start(
     client: TcpStream,
     peer: SocketAddr,
@@ -38,10 +45,7 @@ pub fn start(
     ctx: Arc<Context>,
     permit: Permit,
 ) -> io::Result<()> {
-    thread::Builder::new()
-        .stack_size(STACK_SIZE)
-        .spawn(move || open(client, peer, rule, &ctx, permit))
-        .map(drop)
+    Pool::global().run(move || open(client, peer, rule, &ctx, permit))
 }
 
 fn open(client: TcpStream, peer: SocketAddr, rule: Arc<Rule>, ctx: &Context, permit: Permit) {
@@ -72,16 +76,13 @@ fn open(client: TcpStream, peer: SocketAddr, rule: Arc<Rule>, ctx: &Context, per
         _permit: permit,
     });
     let down = Arc::clone(&conn);
-    let spawned = thread::Builder::new()
-        .stack_size(STACK_SIZE)
-        .spawn(move || copy(&down, Direction::Down));
-    if let Err(e) = spawned {
+    if let Err(e) = Pool::global().run(move || copy(down, Direction::Down)) {
         log::warn!("rule {rule}: dropping client {peer}: cannot start a thread: {e}");
         conn.end(format!("no thread: {e}"), true);
         conn.teardown();
         return;
     }
-    copy(&conn, Direction::Up);
+    copy(conn, Direction::Up);
 }
 
 /// How often a copier blocked with an idle timeout wakes to look at the
@@ -218,11 +219,26 @@ impl Drop for Conn {
     }
 }
 
+thread_local! {
+    /// This thread's big copy buffer, made the first time one of its
+    /// connections needs it and kept across the connections it serves (musl
+    /// maps and unmaps a block that size on every allocation). `io::copy`
+    /// reads straight into a `BufReader`'s buffer.
+    static BIG: RefCell<Option<BufReader<Source>>> = const { RefCell::new(None) };
+}
+
 /// Copies one direction until end of stream or error.
-fn copy(conn: &Conn, dir: Direction) {
-    let mut reader = Reader { conn, dir };
-    let mut writer = Writer { conn, dir };
-    match io::copy(&mut reader, &mut writer) {
+fn copy(conn: Arc<Conn>, dir: Direction) {
+    let mut sink = Sink { conn: &conn, dir };
+    let mut source = Source {
+        conn: Some(Arc::clone(&conn)),
+        dir,
+    };
+    let result = match io::copy(&mut (&mut source).take(SMALL_PHASE), &mut sink) {
+        Ok(n) if n == SMALL_PHASE => copy_big(source, &mut sink).map(|m| n + m),
+        done => done,
+    };
+    match result {
         Ok(_) if conn.torn_down.load(Ordering::Acquire) => {}
         Ok(_) => {
             conn.end(format!("{} closed", SIDE_NAMES[dir.from()]), false);
@@ -235,14 +251,37 @@ fn copy(conn: &Conn, dir: Direction) {
     }
 }
 
-/// Reads the source side of a direction, waking on idle ticks.
-struct Reader<'a> {
-    conn: &'a Conn,
+/// The rest of a direction that moved `SMALL_PHASE` bytes, through this
+/// thread's big buffer.
+fn copy_big(source: Source, sink: &mut Sink) -> io::Result<u64> {
+    BIG.with(|big| {
+        // copy never runs inside copy on one thread, so this borrow is the only one.
+        let mut big = big.borrow_mut();
+        let reader = match big.as_mut() {
+            Some(reader) => {
+                *reader.get_mut() = source;
+                reader
+            }
+            None => big.insert(BufReader::with_capacity(COPY_BUFFER, source)),
+        };
+        let result = io::copy(reader, sink);
+        // After an error, bytes read but not written go with the connection.
+        let unsent = reader.buffer().len();
+        reader.consume(unsent);
+        reader.get_mut().conn = None;
+        result
+    })
+}
+
+/// Reads the source side of a direction, waking on idle ticks. Empty
+/// between connections.
+struct Source {
+    conn: Option<Arc<Conn>>,
     dir: Direction,
 }
 
 /// Writes the destination side of a direction and counts what it delivered.
-struct Writer<'a> {
+struct Sink<'a> {
     conn: &'a Conn,
     dir: Direction,
 }
@@ -254,20 +293,22 @@ fn is_tick(e: &io::Error) -> bool {
     )
 }
 
-impl Read for Reader<'_> {
+impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(conn) = &self.conn else {
+            return Ok(0);
+        };
         let side = self.dir.from();
         loop {
-            match (&self.conn.sockets[side]).read(buf) {
+            match (&conn.sockets[side]).read(buf) {
                 Ok(n) => {
-                    self.conn.touch();
+                    conn.touch();
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_tick(&e) => self.conn.check_idle()?,
+                Err(e) if is_tick(&e) => conn.check_idle()?,
                 Err(e) => {
-                    self.conn
-                        .end(format!("{} read: {e}", SIDE_NAMES[side]), true);
+                    conn.end(format!("{} read: {e}", SIDE_NAMES[side]), true);
                     return Err(e);
                 }
             }
@@ -275,7 +316,7 @@ impl Read for Reader<'_> {
     }
 }
 
-impl Write for Writer<'_> {
+impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let side = self.dir.to();
         loop {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::Error;
 use crate::limit::Limit;
-use crate::relay::{self, Context, STACK_SIZE};
+use crate::pool::STACK_SIZE;
+use crate::relay::{self, Context};
 use crate::rule::Rule;
 use crate::sys;
 

@@ -1,0 +1,166 @@
+//! Copier threads, reused: a finished copier parks for a while and the next
+//! connection wakes it instead of creating a thread (clone, stack mmap,
+//! guard page, signal stack) and destroying it again. Parked threads that
+//! see no work for `PARK_TIME` exit, so an ambassador that goes quiet gives
+//! its threads back.
+//!
+//! The pool knows nothing about sockets: it runs boxed jobs.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+/// Stack size of every pooled thread. The copy buffer lives on the heap; a
+/// copier needs a few frames, and name resolution a few pages more.
+pub const STACK_SIZE: usize = 64 * 1024;
+
+/// How long a thread with no work stays parked before it exits.
+pub const PARK_TIME: Duration = Duration::from_secs(2);
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct State {
+    /// Jobs handed to parked threads, not yet picked up.
+    jobs: VecDeque<Job>,
+    /// Parked threads that no job has been promised to.
+    idle: usize,
+}
+
+/// A set of parked threads; `Pool::global()` is the one the server uses.
+pub struct Pool {
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        Pool {
+            state: Mutex::new(State {
+                jobs: VecDeque::new(),
+                idle: 0,
+            }),
+            work: Condvar::new(),
+        }
+    }
+
+    /// The process's pool.
+    pub fn global() -> &'static Pool {
+        static POOL: OnceLock<Pool> = OnceLock::new();
+        POOL.get_or_init(Pool::new)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Jobs never run under this lock, so it cannot be poisoned by one.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `job` on a parked thread, or on a new one if none is parked. The
+    /// error is that of thread creation; the job is dropped then.
+    pub fn run(&'static self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        run(self, Box::new(job))
+    }
+}
+
+fn run(pool: &'static Pool, job: Job) -> io::Result<()> {
+    {
+        let mut state = pool.lock();
+        if state.idle > 0 {
+            state.idle -= 1;
+            state.jobs.push_back(job);
+            drop(state);
+            pool.work.notify_one();
+            return Ok(());
+        }
+    }
+    thread::Builder::new()
+        .stack_size(STACK_SIZE)
+        .spawn(move || worker(pool, job))
+        .map(drop)
+}
+
+fn worker(pool: &'static Pool, first: Job) {
+    let mut job = first;
+    loop {
+        job();
+        let mut state = pool.lock();
+        state.idle += 1;
+        job = loop {
+            if let Some(next) = state.jobs.pop_front() {
+                break next;
+            }
+            let (next, timeout) = pool
+                .work
+                .wait_timeout(state, PARK_TIME)
+                .unwrap_or_else(|e| e.into_inner());
+            state = next;
+            // Every queued job was promised to some parked thread: with the
+            // queue empty, no promise is outstanding for this one.
+            if timeout.timed_out() && state.jobs.is_empty() {
+                state.idle -= 1;
+                return;
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn fresh() -> &'static Pool {
+        Box::leak(Box::new(Pool::new()))
+    }
+
+    fn parked(pool: &Pool) -> usize {
+        pool.lock().idle
+    }
+
+    #[test]
+    fn a_finished_thread_runs_the_next_job() {
+        let pool = fresh();
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        pool.run(move || tx.send(thread::current().id()).unwrap())
+            .unwrap();
+        let first = rx.recv().unwrap();
+        while parked(pool) == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        pool.run(move || tx2.send(thread::current().id()).unwrap())
+            .unwrap();
+        assert_eq!(rx.recv().unwrap(), first);
+    }
+
+    #[test]
+    fn parked_threads_exit_after_the_park_time() {
+        let pool = fresh();
+        pool.run(|| ()).unwrap();
+        while parked(pool) == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(PARK_TIME + Duration::from_millis(500));
+        assert_eq!(parked(pool), 0);
+    }
+
+    #[test]
+    fn many_jobs_at_once_all_run() {
+        let pool = fresh();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..64 {
+            let tx = tx.clone();
+            pool.run(move || {
+                thread::sleep(Duration::from_millis(5));
+                tx.send(i).unwrap();
+            })
+            .unwrap();
+        }
+        let mut got: Vec<i32> = (0..64)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, (0..64).collect::<Vec<_>>());
+    }
+}
