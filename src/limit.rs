@@ -15,6 +15,9 @@ pub struct Limit {
     freed: Condvar,
 }
 
+// A slot freed below the cap wakes nobody: only threads that found the cap
+// reached wait on `freed`, so only a release from the cap needs a notify.
+
 /// One open connection's slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct Permit {
@@ -66,9 +69,14 @@ impl Limit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        *self.limit.count() -= 1;
-        // Every accept thread may be waiting for room; wake them all.
-        self.limit.freed.notify_all();
+        let mut open = self.limit.count();
+        let was_full = *open >= self.limit.max;
+        *open -= 1;
+        drop(open);
+        if was_full {
+            // Every accept thread may be waiting for room; wake them all.
+            self.limit.freed.notify_all();
+        }
     }
 }
 

@@ -78,7 +78,7 @@ fn open(client: TcpStream, peer: SocketAddr, rule: Arc<Rule>, ctx: &Context, per
     let down = Arc::clone(&conn);
     if let Err(e) = Pool::global().run(move || copy(down, Direction::Down)) {
         log::warn!("rule {rule}: dropping client {peer}: cannot start a thread: {e}");
-        conn.end(format!("no thread: {e}"), true);
+        conn.end(|| format!("no thread: {e}"), true);
         conn.teardown();
         return;
     }
@@ -157,10 +157,14 @@ struct Conn {
 
 impl Conn {
     /// Records an end of stream (`abort` false) or what aborted the
-    /// connection (`abort` true); the first of each kind is kept.
-    fn end(&self, why: String, abort: bool) {
-        let mut slots = self.why.lock().unwrap_or_else(|e| e.into_inner());
-        slots[abort as usize].get_or_insert(why);
+    /// connection (`abort` true); the first of each kind is kept. Only the
+    /// debug closing line shows them, so they are not even formatted unless
+    /// it is on.
+    fn end(&self, why: impl FnOnce() -> String, abort: bool) {
+        if log::log_enabled!(log::Level::Debug) {
+            let mut slots = self.why.lock().unwrap_or_else(|e| e.into_inner());
+            slots[abort as usize].get_or_insert_with(why);
+        }
     }
 
     fn touch(&self) {
@@ -181,7 +185,7 @@ impl Conn {
         if now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) < idle {
             return Ok(());
         }
-        self.end(format!("idle for {:.3}s", idle as f64 / 1000.0), true);
+        self.end(|| format!("idle for {:.3}s", idle as f64 / 1000.0), true);
         Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))
     }
 
@@ -201,6 +205,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
+        }
         let why = match self.why.get_mut().unwrap_or_else(|e| e.into_inner()) {
             [None, None] => "closed".to_string(),
             [Some(closed), None] => closed.clone(),
@@ -241,9 +248,9 @@ fn copy(conn: Arc<Conn>, dir: Direction) {
     match result {
         Ok(_) if conn.torn_down.load(Ordering::Acquire) => {}
         Ok(_) => {
-            conn.end(format!("{} closed", SIDE_NAMES[dir.from()]), false);
+            conn.end(|| format!("{} closed", SIDE_NAMES[dir.from()]), false);
             if let Err(e) = conn.sockets[dir.to()].shutdown(Shutdown::Write) {
-                conn.end(format!("{} half-close: {e}", SIDE_NAMES[dir.to()]), true);
+                conn.end(|| format!("{} half-close: {e}", SIDE_NAMES[dir.to()]), true);
                 conn.teardown();
             }
         }
@@ -308,7 +315,7 @@ impl Read for Source {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_tick(&e) => conn.check_idle()?,
                 Err(e) => {
-                    conn.end(format!("{} read: {e}", SIDE_NAMES[side]), true);
+                    conn.end(|| format!("{} read: {e}", SIDE_NAMES[side]), true);
                     return Err(e);
                 }
             }
@@ -330,7 +337,7 @@ impl Write for Sink<'_> {
                 Err(e) if is_tick(&e) => self.conn.check_idle()?,
                 Err(e) => {
                     self.conn
-                        .end(format!("{} write: {e}", SIDE_NAMES[side]), true);
+                        .end(|| format!("{} write: {e}", SIDE_NAMES[side]), true);
                     return Err(e);
                 }
             }
