@@ -43,6 +43,9 @@ file "$bin" | grep -q 'static' || { echo "FAIL: $bin is not static"; exit 1; }
 [ "$size" -lt 1000000 ] || { echo "FAIL: $bin is $size bytes, over 1 MB"; exit 1; }
 echo "ok: $bin is static, $size bytes"
 
+say "benchmark smoke test (scripts/bench --quick)"
+scripts/bench --quick --json bench-out/quick.json
+
 say "aarch64: static binary under qemu-user"
 bash scripts/aarch64-test.sh
 

@@ -31,59 +31,30 @@ step() { printf '\n%s $ %s\n' "$1" "$2"; }
 die() { echo "two-host-demo: $*" >&2; exit 1; }
 
 netns_demo() {
-    [ "$(id -u)" = 0 ] || die "needs root (ip netns)"
-    for p in ip:iproute2 redis-server:redis-server redis-cli:redis-tools; do
+    for p in redis-server:redis-server redis-cli:redis-tools; do
         command -v "${p%%:*}" >/dev/null || die "${p%%:*} missing: apt-get install ${p#*:}"
     done
     [ -x "$bin" ] || cargo build --release --target x86_64-unknown-linux-musl -q || die "cannot build $bin"
     bin=$(readlink -f "$bin")
-
-    big=amb-big-$$ client=amb-client-$$
-    pids=()
-    cleanup() {
-        for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
-        for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
-        ip netns del "$big" 2>/dev/null
-        ip netns del "$client" 2>/dev/null
-        return 0
-    }
-    trap cleanup EXIT
-
-    echo "# Two hosts: network namespaces $big (192.0.2.1) and $client (192.0.2.2), joined by a veth pair."
-    ip netns add "$big" && ip netns add "$client" || die "ip netns add failed"
-    ip link add "vb$$" type veth peer name "vc$$" || die "ip link add veth failed"
-    ip link set "vb$$" netns "$big" && ip link set "vc$$" netns "$client"
-    ip -n "$big" addr add 192.0.2.1/24 dev "vb$$"
-    ip -n "$client" addr add 192.0.2.2/24 dev "vc$$"
-    for ns in "$big" "$client"; do ip -n "$ns" link set lo up; done
-    ip -n "$big" link set "vb$$" up && ip -n "$client" link set "vc$$" up
-
-    wait_port() { # ns host port
-        local i
-        for i in $(seq 1 100); do
-            ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
-            sleep 0.1
-        done
-        die "nothing listens on $2:$3 in $1"
-    }
+    source scripts/lib/two-hosts.sh
+    trap hosts_down EXIT
+    echo "# Two hosts: network namespaces $BIG_NS ($BIG_IP) and $CLIENT_NS ($CLIENT_IP), joined by a veth pair."
+    hosts_up || die "cannot make the two hosts"
 
     step big-server "redis-server --port 16379 --bind 127.0.0.1          # the redis container"
-    ip netns exec "$big" redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
-    pids+=($!)
-    wait_port "$big" 127.0.0.1 16379
+    start big redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null
+    wait_port big 127.0.0.1 16379 || die "redis-server did not start"
 
     step big-server "REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 ambassador   # docker run -d --link redis:redis --name redis_ambassador -p 6379:6379 ambassador"
-    ip netns exec "$big" env -i REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 "$bin" &
-    pids+=($!)
-    wait_port "$big" 192.0.2.1 6379
+    start big env -i REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 "$bin"
+    wait_port big "$BIG_IP" 6379 || die "the server-side ambassador did not start"
 
-    step client-server "REDIS_PORT_6379_TCP=tcp://192.0.2.1:6379 ambassador     # docker run -d --name redis_ambassador --expose 6379 -e REDIS_PORT_6379_TCP=tcp://192.168.1.52:6379 ambassador"
-    ip netns exec "$client" env -i REDIS_PORT_6379_TCP=tcp://192.0.2.1:6379 "$bin" &
-    pids+=($!)
-    wait_port "$client" 127.0.0.1 6379
+    step client-server "REDIS_PORT_6379_TCP=tcp://$BIG_IP:6379 ambassador     # docker run -d --name redis_ambassador --expose 6379 -e REDIS_PORT_6379_TCP=tcp://192.168.1.52:6379 ambassador"
+    start client env -i REDIS_PORT_6379_TCP=tcp://$BIG_IP:6379 "$bin"
+    wait_port client 127.0.0.1 6379 || die "the client-side ambassador did not start"
 
     step client-server "redis-cli -h 127.0.0.1 -p 6379 ping                    # docker run -i -t --rm --link redis_ambassador:redis relateiq/redis-cli"
-    reply=$(ip netns exec "$client" timeout 10 redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
+    reply=$(on client timeout 10 redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
     echo "$reply"
     [ "$reply" = PONG ] || die "expected PONG, got: $reply"
 }

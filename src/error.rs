@@ -52,6 +52,15 @@ impl Error {
     }
 }
 
+/// Input as it is shown in a message: at most `max` characters, so that a
+/// 100 KB argument does not come back as a 100 KB message.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}... ({} bytes)", &text[..at], text.len()),
+        None => text.to_string(),
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -60,12 +69,23 @@ impl fmt::Display for Error {
                 index,
                 text,
                 reason,
-            } => write!(f, "argument {index} {text:?}: {reason}"),
+            } => write!(
+                f,
+                "argument {index} {:?}: {}",
+                clip(text, 80),
+                clip(reason, 300)
+            ),
             Error::BadVariable {
                 name,
                 value,
                 reason,
-            } => write!(f, "variable {name}={value:?}: {reason}"),
+            } => write!(
+                f,
+                "variable {}={:?}: {}",
+                clip(name, 80),
+                clip(value, 80),
+                clip(reason, 300)
+            ),
             Error::Conflict {
                 first,
                 second,
@@ -85,3 +105,26 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_input_is_clipped_in_messages() {
+        let err = Error::BadRule {
+            index: 1,
+            text: "1".repeat(100_000),
+            reason: format!("listen port {:?}: expected a number", "1".repeat(100_000)),
+        };
+        let msg = err.to_string();
+        assert!(msg.len() < 600, "{} bytes", msg.len());
+        assert!(msg.contains("(100000 bytes)"), "{msg}");
+    }
+
+    #[test]
+    fn clip_keeps_short_text_and_respects_char_boundaries() {
+        assert_eq!(clip("abc", 80), "abc");
+        assert_eq!(clip("ééé", 2), "éé... (6 bytes)");
+    }
+}

@@ -168,9 +168,10 @@ fn count_dir(path: &str) -> usize {
     fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
 }
 
-/// Runs ambassador to completion (it must exit within 20 s).
+/// Runs ambassador to completion (it must exit within 20 s), reading its
+/// output as it comes so that a long message cannot block it on a full pipe.
 pub fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(args)
         .env_clear()
         .envs(envs.iter().copied())
@@ -179,15 +180,16 @@ pub fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ambassador");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ambassador {args:?} did not exit within 20 s");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => out.expect("collect output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("ambassador {:.200?} did not exit within 20 s", args);
         }
-        thread::sleep(Duration::from_millis(10));
     }
-    child.wait_with_output().expect("collect output")
 }
 
 /// Polls `cond` every 10 ms until it holds or `within` passes.

@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Soak: drives churn through one running ambassador for N minutes and checks
+that every payload arrives intact and that nothing leaks.
+
+Rules of the ambassador under test (all on loopback):
+  echo   -> a server that echoes, speaks first, or resets, as the client asks
+  refuse -> a port where nothing listens
+  flap   -> an echo server that goes away and comes back every few seconds
+with --idle-timeout and a --max-conns below the number of client workers.
+
+Client workers pick, at random: short and long echoes (client half-closes,
+hash compared), server-speaks-first with the client answering after the
+server's half-close, server resets (the client must see a reset, never a clean
+end), client resets (the server must see a reset), refused connections,
+connections to the flapping target, and idle connections (cut by the idle
+timeout). Every 2 s a sampler reads the ambassador's threads, descriptors,
+RSS and sockets in CLOSE-WAIT.
+
+Exits 0 only if every check passed and threads and descriptors ended where
+they started and RSS within a small margin. The last line is a summary.
+Usage: scripts/soak.py --minutes N [--bin PATH] [--workers N]
+"""
+
+import argparse
+import collections
+import hashlib
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IDLE_TIMEOUT = 1.5
+MAX_CONNS = 40
+RSS_MARGIN_KB = 1024
+IO_TIMEOUT = 30
+
+stats = collections.Counter()
+failures = []
+lock = threading.Lock()
+
+
+def count(what, n=1):
+    with lock:
+        stats[what] += n
+
+
+def fail(what):
+    with lock:
+        failures.append(what)
+        stats["failures"] += 1
+
+
+def payload(n, seed):
+    out = bytearray()
+    block = hashlib.sha256(seed.to_bytes(8, "little")).digest()
+    while len(out) < n:
+        out += block
+        block = hashlib.sha256(block).digest()
+    return bytes(out[:n])
+
+
+def recv_all(s):
+    chunks = []
+    while True:
+        c = s.recv(65536)
+        if not c:
+            return b"".join(chunks)
+        chunks.append(c)
+
+
+def recv_exact(s, n):
+    buf = bytearray()
+    while len(buf) < n:
+        c = s.recv(n - len(buf))
+        if not c:
+            raise EOFError("short read")
+        buf += c
+    return bytes(buf)
+
+
+def reset_close(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def listener(port=0):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(1024)
+    return s
+
+
+# --- servers ---------------------------------------------------------------
+
+def serve_conn(c):
+    """First byte and a header say what the client wants."""
+    c.settimeout(IO_TIMEOUT)
+    mode = None
+    try:
+        mode = recv_exact(c, 1)
+        if mode == b"E":  # echo until end of stream, then half-close
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+            c.close()
+        elif mode == b"S":  # speak first, half-close, then check what comes back
+            n, seed = struct.unpack("<IQ", recv_exact(c, 12))
+            c.sendall(payload(n, seed))
+            c.shutdown(socket.SHUT_WR)
+            got = recv_all(c)
+            if got != payload(n, seed + 1):
+                fail(f"server-first: server got {len(got)} bytes, not the {n} expected")
+            c.close()
+        elif mode == b"R":  # send a little, then reset
+            c.sendall(b"x" * 1000)
+            time.sleep(0.05)
+            reset_close(c)
+        elif mode == b"C":  # the client will reset: this side must see a reset
+            try:
+                while c.recv(65536):
+                    pass
+                fail("client reset arrived as a clean end of stream")
+            except ConnectionResetError:
+                count("client reset seen as reset")
+            c.close()
+        else:
+            fail(f"unknown mode {mode!r}")
+            c.close()
+    except (OSError, EOFError) as e:
+        # A reset from the client in an echo is part of the churn.
+        if mode != b"C":
+            count(f"server error {type(e).__name__}")
+        c.close()
+
+
+def accept_loop(ls, stop):
+    while not stop.is_set():
+        try:
+            c, _ = ls.accept()
+        except OSError:
+            return
+        threading.Thread(target=serve_conn, args=(c,), daemon=True).start()
+
+
+def flapping_server(port, stop):
+    """Up 3 s, down 1.5 s, again and again."""
+    while not stop.is_set():
+        try:
+            ls = listener(port)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        t = threading.Thread(target=accept_loop, args=(ls, stop), daemon=True)
+        t.start()
+        stop.wait(3)
+        ls.close()
+        count("flap down")
+        stop.wait(1.5)
+
+
+# --- clients ---------------------------------------------------------------
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+    s.settimeout(IO_TIMEOUT)
+    return s
+
+
+def echo(port, size):
+    seed = random.getrandbits(48)
+    data = payload(size, seed)
+    s = connect(port)
+    sender = threading.Thread(target=lambda: (s.sendall(b"E" + data), s.shutdown(socket.SHUT_WR)))
+    sender.start()
+    got = recv_all(s)
+    sender.join()
+    s.close()
+    if got != data:
+        fail(f"echo of {size} bytes came back as {len(got)} different bytes")
+    else:
+        count("echo ok")
+        count("bytes", 2 * size)
+
+
+def server_first(port):
+    n, seed = random.randint(1, 300_000), random.getrandbits(48)
+    s = connect(port)
+    s.sendall(b"S" + struct.pack("<IQ", n, seed))
+    got = recv_all(s)
+    if got != payload(n, seed):
+        fail(f"server-first: client got {len(got)} bytes, not {n}")
+    time.sleep(random.random() * 0.6)  # longer than socat's 0.5 s cut-off
+    s.sendall(payload(n, seed + 1))
+    s.shutdown(socket.SHUT_WR)
+    recv_all(s)
+    s.close()
+    count("server-first ok")
+
+
+def expect_reset(s, what):
+    try:
+        while s.recv(65536):
+            pass
+        fail(f"{what}: clean end of stream instead of a reset")
+    except ConnectionResetError:
+        count(f"{what} reset ok")
+    finally:
+        s.close()
+
+
+def server_reset(port):
+    s = connect(port)
+    s.sendall(b"R")
+    expect_reset(s, "server reset")
+
+
+def client_reset(port):
+    s = connect(port)
+    s.sendall(b"C" + os.urandom(random.randint(1, 50_000)))
+    time.sleep(0.02)
+    reset_close(s)
+    count("client reset sent")
+
+
+def refused(port):
+    s = connect(port)
+    expect_reset(s, "refused target")
+
+
+def flapping(port):
+    """Either served intact (target up) or reset (target down): never corrupt."""
+    data = os.urandom(random.randint(1, 20_000))
+    s = connect(port)
+    try:
+        s.sendall(b"E" + data)
+        s.shutdown(socket.SHUT_WR)
+        got = recv_all(s)
+        if got == data:
+            count("flap served")
+        elif got == b"":
+            fail("flapping target: clean empty end instead of a reset")
+        else:
+            fail(f"flapping target: {len(got)} wrong bytes")
+    except (ConnectionResetError, BrokenPipeError):
+        count("flap reset ok")
+    finally:
+        s.close()
+
+
+def idle(port):
+    s = connect(port)
+    started = time.time()
+    try:
+        while s.recv(1):
+            pass
+        fail("idle connection ended cleanly instead of with a reset")
+    except ConnectionResetError:
+        waited = time.time() - started
+        # Generous bound; a connection waiting in the backlog waits longer.
+        if waited > IDLE_TIMEOUT * 2 + 20:
+            fail(f"idle connection cut only after {waited:.1f}s")
+        count("idle cut ok")
+    finally:
+        s.close()
+
+
+def worker(ports, deadline):
+    kinds = [
+        ("short echo", 30, lambda: echo(ports["echo"], random.randint(1, 4096))),
+        ("long echo", 8, lambda: echo(ports["echo"], random.randint(256_000, 2_000_000))),
+        ("server first", 10, lambda: server_first(ports["echo"])),
+        ("server reset", 8, lambda: server_reset(ports["echo"])),
+        ("client reset", 8, lambda: client_reset(ports["echo"])),
+        ("refused", 6, lambda: refused(ports["refuse"])),
+        ("flapping", 10, lambda: flapping(ports["flap"])),
+        ("idle", 3, lambda: idle(ports["echo"])),
+    ]
+    weights = [k[1] for k in kinds]
+    while time.time() < deadline:
+        name, _, run = random.choices(kinds, weights)[0]
+        try:
+            run()
+            count("connections")
+        except Exception as e:  # any surprise is a failure to report
+            fail(f"{name}: {type(e).__name__}: {e}")
+
+
+# --- sampling ----------------------------------------------------------------
+
+def sample(pid):
+    fds = os.listdir(f"/proc/{pid}/fd")
+    inodes = set()
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    close_wait = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if cols[3] == "08" and cols[9] in inodes:
+                    close_wait += 1
+    status = open(f"/proc/{pid}/status").read()
+    threads = int(status.split("Threads:")[1].split()[0])
+    rss = int(status.split("VmRSS:")[1].split()[0])
+    return {"threads": threads, "fds": len(fds), "rss": rss, "close_wait": close_wait}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/ambassador"))
+    ap.add_argument("--workers", type=int, default=48)
+    args = ap.parse_args()
+    if not os.path.exists(args.bin):
+        subprocess.run(["cargo", "build", "--release", "--target", "x86_64-unknown-linux-musl", "-q"],
+                       cwd=ROOT, check=True)
+    stop = threading.Event()
+    echo_ls = listener()
+    threading.Thread(target=accept_loop, args=(echo_ls, stop), daemon=True).start()
+    probe = listener()
+    flap_port = probe.getsockname()[1]
+    refuse_port = listener().getsockname()[1]  # closed at once below: refused
+    probe.close()
+    threading.Thread(target=flapping_server, args=(flap_port, stop), daemon=True).start()
+    ports = {}
+    rules = []
+    for name, target in (("echo", echo_ls.getsockname()[1]), ("refuse", refuse_port), ("flap", flap_port)):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports[name] = s.getsockname()[1]
+        rules.append(f"127.0.0.1:{ports[name]}:127.0.0.1:{target}")
+    amb = subprocess.Popen([args.bin, "-q", "--idle-timeout", str(IDLE_TIMEOUT), "--max-conns", str(MAX_CONNS),
+                            "--connect-timeout", "2"] + rules, env={}, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", ports["refuse"]), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.5)
+        start = sample(amb.pid)
+        print(f"soak: start: {start}", flush=True)
+        deadline = time.time() + args.minutes * 60
+        workers = [threading.Thread(target=worker, args=(ports, deadline), daemon=True)
+                   for _ in range(args.workers)]
+        for w in workers:
+            w.start()
+        max_cw = 0
+        while any(w.is_alive() for w in workers):
+            time.sleep(2)
+            s = sample(amb.pid)
+            max_cw = max(max_cw, s["close_wait"])
+            print(f"soak: t={args.minutes * 60 - (deadline - time.time()):5.0f}s {s} "
+                  f"connections={stats['connections']} failures={stats['failures']}", flush=True)
+            if time.time() > deadline + 120:
+                fail("workers did not finish within 2 minutes of the deadline")
+                break
+        stop.set()
+        # Quiet: parked copier threads exit after 2 s; give it up to 20 s.
+        end = sample(amb.pid)
+        for _ in range(200):
+            end = sample(amb.pid)
+            if end["threads"] == start["threads"] and end["fds"] == start["fds"] and end["close_wait"] == 0:
+                break
+            time.sleep(0.1)
+        if amb.poll() is not None:
+            fail(f"ambassador died with {amb.returncode}: {amb.stderr.read().decode()[-2000:]}")
+    finally:
+        stop.set()
+        amb.terminate()
+        amb.wait(timeout=10)
+    for what in (("threads", 0), ("fds", 0)):
+        if end[what[0]] != start[what[0]]:
+            fail(f"{what[0]} went from {start[what[0]]} to {end[what[0]]}")
+    if end["rss"] > start["rss"] + RSS_MARGIN_KB:
+        fail(f"RSS grew from {start['rss']} KB to {end['rss']} KB")
+    if end["close_wait"]:
+        fail(f"{end['close_wait']} sockets left in CLOSE-WAIT")
+    for f in failures[:20]:
+        print(f"soak: FAIL {f}")
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k not in ("connections", "failures", "bytes"))
+    print(f"soak: {detail}")
+    verdict = "PASS" if not failures else "FAIL"
+    print(f"soak: {args.minutes:g} min, {stats['connections']} connections, {stats['bytes'] / 1e6:.0f} MB verified, "
+          f"{stats['failures']} failures; threads {start['threads']}->{end['threads']}, fds {start['fds']}->{end['fds']}, "
+          f"RSS {start['rss']}->{end['rss']} KB, CLOSE-WAIT max {max_cw} end {end['close_wait']}: {verdict}")
+    sys.exit(0 if not failures else 1)
+
+
+if __name__ == "__main__":
+    main()
