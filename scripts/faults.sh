@@ -135,6 +135,7 @@ time.sleep(4)
 hog=$!
 sleep 2
 check "descriptors exhausted: the client-side ambassador is still running" alive "$client"
+check "descriptors exhausted: it said so (EMFILE)" grep -q 'Too many open files' "$log"
 wait "$hog"
 check "descriptors freed: PONG again" pong_within 10
 check "descriptor exhaustion: nothing leaked on the client side" settled "$client" "${client_base[@]}"
