@@ -57,5 +57,14 @@ if docker info >/dev/null 2>&1; then
     bash scripts/two-host-demo.sh --docker
 fi
 
+say "fuzzing, quick form (scripts/fuzz.sh for 10 million runs each)"
+bash scripts/fuzz.sh --runs 300000
+
+say "faults across two hosts"
+bash scripts/faults.sh
+
+say "soak, 1 minute"
+bash scripts/soak.sh --minutes 1
+
 say "Docker end to end"
 bash scripts/docker-e2e.sh
