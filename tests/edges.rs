@@ -7,17 +7,13 @@ mod common;
 
 use std::ffi::OsStr;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use common::*;
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 fn assert_config_error(out: std::process::Output, what: &str) {
     let err = String::from_utf8_lossy(&out.stderr);

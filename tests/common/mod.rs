@@ -214,6 +214,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// 127.0.0.1:port.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// Connects with timeouts set on the stream.
 pub fn connect(addr: impl std::net::ToSocketAddrs + std::fmt::Debug) -> TcpStream {
     let stream = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr:?}: {e}"));
