@@ -15,9 +15,6 @@ pub struct Limit {
     freed: Condvar,
 }
 
-// A slot freed below the cap wakes nobody: only threads that found the cap
-// reached wait on `freed`, so only a release from the cap needs a notify.
-
 /// One open connection's slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct Permit {
@@ -40,21 +37,23 @@ impl Limit {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Blocks until fewer than `max` connections are open.
-    pub fn wait_for_room(&self) {
+    /// Blocks until fewer than `max` connections are open; returns the count, locked.
+    fn room(&self) -> MutexGuard<'_, usize> {
         let mut open = self.count();
         while *open >= self.max {
             open = self.freed.wait(open).unwrap_or_else(|e| e.into_inner());
         }
+        open
+    }
+
+    /// Blocks until fewer than `max` connections are open.
+    pub fn wait_for_room(&self) {
+        drop(self.room());
     }
 
     /// Takes a slot, waiting for one if all are in use.
     pub fn acquire(self: &Arc<Self>) -> Permit {
-        let mut open = self.count();
-        while *open >= self.max {
-            open = self.freed.wait(open).unwrap_or_else(|e| e.into_inner());
-        }
-        *open += 1;
+        *self.room() += 1;
         Permit {
             limit: Arc::clone(self),
         }
@@ -73,6 +72,8 @@ impl Drop for Permit {
         let was_full = *open >= self.limit.max;
         *open -= 1;
         drop(open);
+        // Only threads that found the cap reached wait on `freed`, so a slot
+        // freed below the cap wakes nobody.
         if was_full {
             // Every accept thread may be waiting for room; wake them all.
             self.limit.freed.notify_all();

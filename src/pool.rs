@@ -59,25 +59,22 @@ impl Pool {
     /// Runs `job` on a parked thread, or on a new one if none is parked. The
     /// error is that of thread creation; the job is dropped then.
     pub fn run(&'static self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        run(self, Box::new(job))
-    }
-}
-
-fn run(pool: &'static Pool, job: Job) -> io::Result<()> {
-    {
-        let mut state = pool.lock();
-        if state.idle > 0 {
-            state.idle -= 1;
-            state.jobs.push_back(job);
-            drop(state);
-            pool.work.notify_one();
-            return Ok(());
+        let job: Job = Box::new(job);
+        {
+            let mut state = self.lock();
+            if state.idle > 0 {
+                state.idle -= 1;
+                state.jobs.push_back(job);
+                drop(state);
+                self.work.notify_one();
+                return Ok(());
+            }
         }
+        thread::Builder::new()
+            .stack_size(STACK_SIZE)
+            .spawn(move || worker(self, job))
+            .map(drop)
     }
-    thread::Builder::new()
-        .stack_size(STACK_SIZE)
-        .spawn(move || worker(pool, job))
-        .map(drop)
 }
 
 fn worker(pool: &'static Pool, first: Job) {
