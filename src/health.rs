@@ -97,11 +97,16 @@ pub fn pid1_ambassador() -> Option<Invocation> {
     })
 }
 
-/// Splits a /proc NUL-separated list.
+/// Splits a /proc NUL-terminated list. Empty entries are kept: an empty
+/// argument of PID 1 is an argument it was given.
 fn split_nul(bytes: &[u8]) -> Vec<OsString> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
     bytes
+        .strip_suffix(&[0])
+        .unwrap_or(bytes)
         .split(|b| *b == 0)
-        .filter(|part| !part.is_empty())
         .map(|part| OsString::from_vec(part.to_vec()))
         .collect()
 }
@@ -114,6 +119,9 @@ mod tests {
     fn proc_lists_split_on_nul() {
         let parts = split_nul(b"/ambassador\x006379:redis:6379\x00-v\x00");
         assert_eq!(parts, ["/ambassador", "6379:redis:6379", "-v"]);
+        let parts = split_nul(b"/ambassador\x00\x001:a:1\x00");
+        assert_eq!(parts, ["/ambassador", "", "1:a:1"]);
+        assert!(split_nul(b"").is_empty());
     }
 
     #[test]
