@@ -142,12 +142,7 @@ mod tests {
         }
     }
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::env::pairs as env;
 
     fn sources(config: &Config) -> Vec<String> {
         config.rules.iter().map(|r| r.source.to_string()).collect()

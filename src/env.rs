@@ -3,10 +3,11 @@
 //! Kubernetes write them. Pure: the caller reads the environment and passes
 //! the pairs in, so every case is testable without touching the process.
 
+use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::error::Error;
-use crate::rule::{parse_target, Rule, Source, Target};
+use crate::rule::{parse_port, parse_target, Rule, Source, Target};
 
 /// Turns every link-style variable into a rule listening on 0.0.0.0:P.
 ///
@@ -30,10 +31,7 @@ pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
             value: value.clone(),
             reason,
         };
-        let port = match port_text.parse::<u16>() {
-            Ok(port) if port != 0 && port_text.len() <= 5 => port,
-            _ => return Err(bad("the port in the name must be from 1 to 65535".into())),
-        };
+        let port = parse_port(port_text, "the port in the name").map_err(bad)?;
         let address = value
             .strip_prefix("tcp://")
             .ok_or_else(|| "expected tcp://HOST:PORT".to_string())
@@ -55,6 +53,28 @@ pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
     // The environment has no order of its own; make --check and logs stable.
     rules.sort_by_key(|r| r.source.to_string());
     Ok(rules)
+}
+
+/// Environment pairs as text. A byte that is not UTF-8 becomes U+FFFD, so
+/// a link variable that holds one fails to parse with a message naming it.
+pub fn lossy_pairs(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(String, String)> {
+    vars.into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Owned pairs from string literals, for the tests of this crate.
+#[cfg(test)]
+pub fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
 }
 
 fn expected_form(reason: String) -> String {
@@ -95,12 +115,7 @@ fn link_alias(vars: &[(String, String)], prefix: &str, port: u16) -> Option<Targ
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::env::pairs as vars;
 
     fn shown(rules: &[Rule]) -> Vec<String> {
         rules.iter().map(|r| format!("{r} {}", r.source)).collect()

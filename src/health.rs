@@ -7,12 +7,15 @@
 //! probe reads the rules of the ambassador that runs as PID 1.
 
 use std::ffi::OsString;
+use std::fs;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
 
 use crate::config::Config;
-use crate::relay::connect_target;
+use crate::connect::connect_target;
+use crate::env;
 use crate::rule::Rule;
 
 /// Probes every rule, writes a line for each; true if every rule passed.
@@ -76,24 +79,30 @@ pub fn pid1_ambassador() -> Option<Invocation> {
     if std::process::id() == 1 {
         return None;
     }
-    let cmdline = std::fs::read("/proc/1/cmdline").ok()?;
+    ambassador_at(Path::new("/proc/1"))
+}
+
+/// How the process whose /proc directory is `dir` was started, if its
+/// program is named ambassador.
+fn ambassador_at(dir: &Path) -> Option<Invocation> {
+    let cmdline = fs::read(dir.join("cmdline")).ok()?;
     let args = split_nul(&cmdline);
     let program = args.first()?.to_string_lossy().into_owned();
     if program.rsplit('/').next() != Some("ambassador") {
         return None;
     }
-    let environ = std::fs::read("/proc/1/environ").ok()?;
-    let vars = split_nul(&environ)
-        .iter()
-        .filter_map(|kv| {
-            let kv = kv.to_string_lossy();
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect();
+    let environ = fs::read(dir.join("environ")).ok()?;
+    let vars = split_nul(&environ).into_iter().filter_map(|kv| {
+        let kv = kv.into_vec();
+        let at = kv.iter().position(|b| *b == b'=')?;
+        Some((
+            OsString::from_vec(kv[..at].to_vec()),
+            OsString::from_vec(kv[at + 1..].to_vec()),
+        ))
+    });
     Some(Invocation {
         args: args[1..].to_vec(),
-        vars,
+        vars: env::lossy_pairs(vars),
     })
 }
 
@@ -124,9 +133,52 @@ mod tests {
         assert!(split_nul(b"").is_empty());
     }
 
+    /// Runs `sleep 30` under the program name `argv0` with one variable;
+    /// the child is killed when the returned guard drops.
+    struct Sleeper(std::process::Child);
+
+    impl Sleeper {
+        fn start(argv0: &str) -> Sleeper {
+            use std::os::unix::process::CommandExt;
+            let child = std::process::Command::new("sleep")
+                .arg0(argv0)
+                .args(["30", ""])
+                .env_clear()
+                .env("R_PORT_1_TCP", "tcp://h:1")
+                .spawn()
+                .expect("spawn sleep");
+            Sleeper(child)
+        }
+
+        fn proc_dir(&self) -> std::path::PathBuf {
+            Path::new("/proc").join(self.0.id().to_string())
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[test]
-    fn this_test_process_is_not_pid_1s_ambassador() {
-        assert!(pid1_ambassador().is_none());
+    fn reads_the_rules_of_a_process_named_ambassador() {
+        let child = Sleeper::start("/usr/local/bin/ambassador");
+        let found = ambassador_at(&child.proc_dir()).expect("an ambassador");
+        assert_eq!(found.args, ["30", ""]);
+        assert_eq!(
+            found.vars,
+            [("R_PORT_1_TCP".to_string(), "tcp://h:1".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_process_of_another_name_is_not_an_ambassador() {
+        let child = Sleeper::start("/bin/sleep");
+        assert!(child.proc_dir().join("cmdline").exists());
+        assert!(ambassador_at(&child.proc_dir()).is_none());
+        assert!(ambassador_at(Path::new("/proc/no-such-process")).is_none());
     }
 
     #[test]

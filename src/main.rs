@@ -1,14 +1,17 @@
 //! ambassador: a tiny TCP forwarder for the ambassador pattern.
 //!
 //! A byte's way: arguments and environment (cli.rs, env.rs) -> rules
-//! (rule.rs, config.rs) -> listeners (server.rs, limit.rs) -> relays
-//! (relay.rs) -> sockets (sys.rs for what std lacks). This file only parses,
+//! (rule.rs, config.rs) -> listeners (server.rs, limit.rs, pool.rs) ->
+//! targets (connect.rs) -> relays (relay.rs, conn.rs) -> sockets (sys.rs for
+//! what std lacks). This file only parses,
 //! sets up logging, dispatches (run, --check, --healthcheck) and turns errors
 //! into exit codes in one place.
 #![deny(unsafe_code)]
 
 mod cli;
 mod config;
+mod conn;
+mod connect;
 mod env;
 mod error;
 mod health;
@@ -17,6 +20,7 @@ mod pool;
 mod relay;
 mod rule;
 mod server;
+#[cfg(target_os = "linux")]
 mod sys;
 
 use std::ffi::OsString;
@@ -25,6 +29,7 @@ use std::process::ExitCode;
 
 use log::LevelFilter;
 
+use crate::config::Config;
 use crate::error::Error;
 
 fn main() -> ExitCode {
@@ -51,22 +56,7 @@ fn run() -> Result<u8, Error> {
         )));
     }
     init_logging(&args);
-    let vars: Vec<(String, String)> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
-    // In a container, --healthcheck probes what PID 1 serves (see health.rs).
-    let pid1 = (args.healthcheck && args.rules.is_empty())
-        .then(health::pid1_ambassador)
-        .flatten();
-    let config = match pid1 {
-        Some(pid1) => config::build(&cli::parse(&pid1.args)?, &pid1.vars)?,
-        None => config::build(&args, &vars)?,
-    };
+    let config = load_config(&args)?;
     if args.check {
         let lines: String = config
             .rules
@@ -79,10 +69,27 @@ fn run() -> Result<u8, Error> {
         let passed = health::run(&config, &mut io::stdout().lock()).unwrap_or(false);
         return Ok(if passed { 0 } else { 1 });
     }
+    serve(&config)
+}
+
+/// The configuration to act on: this process's arguments and environment,
+/// or, for --healthcheck with no RULE in a container, what PID 1 serves
+/// (see health.rs).
+fn load_config(args: &cli::Args) -> Result<Config, Error> {
+    if args.healthcheck && args.rules.is_empty() {
+        if let Some(pid1) = health::pid1_ambassador() {
+            return config::build(&cli::parse(&pid1.args)?, &pid1.vars);
+        }
+    }
+    config::build(args, &env::lossy_pairs(std::env::vars_os()))
+}
+
+/// Serves until SIGTERM or SIGINT.
+fn serve(config: &Config) -> Result<u8, Error> {
     // Before any thread exists, so that every thread inherits the mask and
     // only the main thread ever sees these signals.
     let signals = sys::block_exit_signals().map_err(Error::Signals)?;
-    server::start(&config)?;
+    server::start(config)?;
     let name = sys::wait_for(&signals).map_err(Error::Signals)?;
     log::info!("received {name}, exiting");
     sys::reset_all_on_exit();

@@ -120,7 +120,9 @@ fn bracket_error(text: &str) -> String {
     format!("{text:?}: unbalanced brackets, expected [IPv6] followed by :PORT")
 }
 
-fn parse_port(text: &str, what: &str) -> Result<u16, String> {
+/// A port number from 1 to 65535, written in at most 5 ASCII digits; the
+/// error names `what` and says what was expected.
+pub fn parse_port(text: &str, what: &str) -> Result<u16, String> {
     let valid = !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit());
     match text.parse::<u16>() {
         Ok(port) if valid && port != 0 => Ok(port),

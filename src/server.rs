@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::limit::Limit;
 use crate::pool::STACK_SIZE;
-use crate::relay::{self, Context};
+use crate::relay::{self, Timeouts};
 use crate::rule::Rule;
 use crate::sys;
 
@@ -37,9 +37,9 @@ pub fn start(config: &Config) -> Result<(), Error> {
         bound.push((Arc::new(rule.clone()), listener));
     }
     let limit = Limit::new(config.max_conns);
-    let ctx = Arc::new(Context {
-        connect_timeout: config.connect_timeout,
-        idle_timeout: config.idle_timeout,
+    let timeouts = Arc::new(Timeouts {
+        connect: config.connect_timeout,
+        idle: config.idle_timeout,
     });
     for (rule, listener) in bound {
         log::info!(
@@ -48,10 +48,10 @@ pub fn start(config: &Config) -> Result<(), Error> {
             targets(&rule),
             rule.source
         );
-        let (limit, ctx) = (Arc::clone(&limit), Arc::clone(&ctx));
+        let (limit, timeouts) = (Arc::clone(&limit), Arc::clone(&timeouts));
         thread::Builder::new()
             .stack_size(STACK_SIZE)
-            .spawn(move || accept_loop(&rule, &listener, &limit, &ctx))
+            .spawn(move || accept_loop(&rule, &listener, &limit, &timeouts))
             .map_err(Error::Thread)?;
     }
     Ok(())
@@ -62,7 +62,12 @@ fn targets(rule: &Rule) -> String {
     list.join(", then ")
 }
 
-fn accept_loop(rule: &Arc<Rule>, listener: &TcpListener, limit: &Arc<Limit>, ctx: &Arc<Context>) {
+fn accept_loop(
+    rule: &Arc<Rule>,
+    listener: &TcpListener,
+    limit: &Arc<Limit>,
+    timeouts: &Arc<Timeouts>,
+) {
     let mut pause = Duration::ZERO;
     loop {
         limit.wait_for_room();
@@ -78,7 +83,7 @@ fn accept_loop(rule: &Arc<Rule>, listener: &TcpListener, limit: &Arc<Limit>, ctx
         };
         pause = Duration::ZERO;
         let permit = limit.acquire();
-        if let Err(e) = relay::start(client, peer, Arc::clone(rule), Arc::clone(ctx), permit) {
+        if let Err(e) = relay::start(client, peer, Arc::clone(rule), Arc::clone(timeouts), permit) {
             log::warn!("rule {rule}: dropped client {peer}: cannot start a thread: {e}");
             thread::sleep(FIRST_PAUSE);
         }

@@ -4,7 +4,16 @@
 //! SO_LINGER 0 (so a close sends a reset), and aborting a TCP connection in
 //! place (so a thread blocked on it wakes up without the fd being closed
 //! under it). Both glibc and musl provide these symbols.
+//!
+//! The constants below are Linux's (the same on every Linux architecture
+//! that ambassador builds for); other systems number them differently.
 #![allow(unsafe_code)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "src/sys.rs uses Linux's socket and signal constants and the AF_UNSPEC abort: \
+     ambassador builds for Linux only"
+);
 
 use std::io;
 use std::mem::size_of;
@@ -48,14 +57,16 @@ extern "C" {
 /// creates afterwards. Call it before any thread exists, then `wait_for`.
 pub fn block_exit_signals() -> io::Result<SigSet> {
     let mut set = SigSet([0; 16]);
-    // SAFETY: `set` is a valid, writable sigset_t-sized buffer; the signal
-    // numbers are valid; a null old-set pointer is allowed.
-    let rc = unsafe {
-        sigemptyset(&mut set);
-        sigaddset(&mut set, SIGTERM);
-        sigaddset(&mut set, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &set, std::ptr::null_mut())
-    };
+    // SAFETY: `set` is a valid, writable sigset_t-sized buffer and the
+    // signal numbers are valid. These two set errno and return -1 on error.
+    check(unsafe { sigemptyset(&mut set) })?;
+    for signal in [SIGTERM, SIGINT] {
+        // SAFETY: as above.
+        check(unsafe { sigaddset(&mut set, signal) })?;
+    }
+    // SAFETY: `set` was filled above; a null old-set pointer is allowed.
+    // pthread_sigmask returns the error number instead of setting errno.
+    let rc = unsafe { pthread_sigmask(SIG_BLOCK, &set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
