@@ -3,12 +3,16 @@
 //! (echo, scripted, refusing, silent), payloads, and /proc readings.
 //! Every socket made here has timeouts, so a bug fails a test instead of
 //! hanging it.
-#![allow(dead_code, unsafe_code)]
+#![allow(dead_code)]
+
+/// The product's own socket calls (SO_LINGER 0, the listen backlog), so the
+/// tests use the same constants and checks as the binary.
+#[path = "../../src/sys.rs"]
+mod sys;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,14 +118,12 @@ impl Ambassador {
 
     /// Waits for the process to exit; None if it is still running after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        None
+        let mut status = None;
+        wait_until(within, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -180,14 +182,24 @@ pub fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ambassador");
+    output_within(
+        child,
+        Duration::from_secs(20),
+        &format!("ambassador {args:.200?}"),
+    )
+}
+
+/// Collects a child's output as it comes; kills it (by its PID) and fails
+/// the test if it has not exited within `within`.
+pub fn output_within(child: Child, within: Duration, what: &str) -> Output {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(20)) {
+    match rx.recv_timeout(within) {
         Ok(out) => out.expect("collect output"),
         Err(_) => {
             let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("ambassador {:.200?} did not exit within 20 s", args);
+            panic!("{what} did not exit within {within:?}");
         }
     }
 }
@@ -276,10 +288,6 @@ pub fn refused_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
-extern "C" {
-    fn listen(fd: i32, backlog: i32) -> i32;
-}
-
 /// A listener whose accept queue is full and never drained, so a new
 /// connection's SYN is dropped and connect() times out, as with a host that
 /// does not answer. Keep the returned value alive.
@@ -291,8 +299,7 @@ pub struct Silent {
 
 pub fn silent_target() -> Silent {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    // SAFETY: a valid listening fd; listen again only shrinks its backlog.
-    assert_eq!(unsafe { listen(listener.as_raw_fd(), 0) }, 0);
+    sys::set_backlog(&listener, 0).expect("shrink the backlog");
     let addr = listener.local_addr().expect("addr");
     let mut queued = Vec::new();
     for _ in 0..8 {
@@ -347,13 +354,7 @@ pub fn round_trip(mut stream: TcpStream, data: Vec<u8>) -> io::Result<Vec<u8>> {
 
 /// Sets SO_LINGER 0 so that dropping the stream sends a reset.
 pub fn reset_on_drop(stream: &TcpStream) {
-    extern "C" {
-        fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
-    }
-    let linger: [i32; 2] = [1, 0];
-    // SAFETY: valid fd; the value is a struct linger (two ints) of the given size.
-    let rc = unsafe { setsockopt(stream.as_raw_fd(), 1, 13, linger.as_ptr(), 8) };
-    assert_eq!(rc, 0, "setsockopt SO_LINGER");
+    sys::set_linger_zero(stream).expect("setsockopt SO_LINGER");
 }
 
 /// Finds a program on PATH or fails the test with how to install it.
