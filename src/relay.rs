@@ -4,14 +4,13 @@
 //! an error on either side aborts both (conn.rs), which sends each peer a
 //! reset and wakes the other copier.
 //!
-//! Each direction reads through a `BufReader` straight over its socket:
-//! `io::copy` then reads into that buffer, and std's `TcpStream` reads into
-//! uninitialised memory, so only the pages that ever received bytes become
-//! resident (an idle or chatty connection touches one page, a bulk transfer
-//! all of them). A read timeout (the idle tick) leaves the buffer empty, so
-//! the copier checks the idle deadline and calls `io::copy` again.
+//! Why two phases: a direction's first 256 KiB go through io::copy's 8 KiB
+//! stack buffer, the rest through a 64 KiB buffer kept per thread. A buffer
+//! per connection costs idle connections ~10 KB each and new ones a malloc;
+//! one per thread from the start zero-fills 64 KiB (measured, README).
 
-use std::io::{self, BufReader, Write};
+use std::cell::RefCell;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +22,15 @@ use crate::pool::Pool;
 use crate::rule::Rule;
 use crate::sys;
 
-/// Bytes a direction reads at once: io::copy's own 8 KiB buffer halves bulk
-/// throughput on loopback (see the benchmark in the README).
+/// Bytes moved per read and write once a direction has moved `SMALL_PHASE`
+/// bytes: io::copy's own 8 KiB buffer halves bulk throughput on loopback.
 const COPY_BUFFER: usize = 64 * 1024;
+
+/// Bytes each direction copies through io::copy's 8 KiB stack buffer before
+/// it switches to the thread's big buffer. std zero-fills a BufReader's whole
+/// buffer on first use when it reads through a wrapper like `Inbound`, which
+/// makes it resident: idle and chatty connections stay below this.
+const SMALL_PHASE: u64 = 256 * 1024;
 
 /// The timeouts every connection shares.
 #[derive(Debug)]
@@ -87,28 +92,20 @@ fn tick(idle: Duration) -> Duration {
 
 /// Copies one direction until end of stream or error, then passes the end
 /// on: a half-close after end of stream, a teardown after an error.
-fn copy(conn: &Conn, dir: Direction) {
-    let source = dir.source();
-    let mut reader = BufReader::with_capacity(COPY_BUFFER, conn.socket(source));
-    let mut writer = Outbound { conn, dir };
-    let result = loop {
-        match io::copy(&mut reader, &mut writer) {
-            Err(e) if is_tick(&e) => match conn.check_idle() {
-                Ok(()) => continue,
-                Err(e) => break Err(e),
-            },
-            Err(e) => {
-                // A failed write already recorded its own cause, which stays first.
-                conn.aborted(|| format!("{} read: {e}", source.name()));
-                break Err(e);
-            }
-            Ok(n) => break Ok(n),
-        }
+fn copy(conn: &Arc<Conn>, dir: Direction) {
+    let mut inbound = Inbound {
+        conn: Some(Arc::clone(conn)),
+        dir,
+    };
+    let mut outbound = Outbound { conn, dir };
+    let result = match io::copy(&mut (&mut inbound).take(SMALL_PHASE), &mut outbound) {
+        Ok(n) if n == SMALL_PHASE => copy_big(inbound, &mut outbound).map(|m| n + m),
+        done => done,
     };
     match result {
         Ok(_) if conn.is_torn_down() => {}
         Ok(_) => {
-            conn.closed(|| format!("{} closed", source.name()));
+            conn.closed(|| format!("{} closed", dir.source().name()));
             let sink = dir.sink();
             if let Err(e) = conn.socket(sink).shutdown(Shutdown::Write) {
                 conn.aborted(|| format!("{} half-close: {e}", sink.name()));
@@ -116,6 +113,64 @@ fn copy(conn: &Conn, dir: Direction) {
             }
         }
         Err(_) => conn.teardown(),
+    }
+}
+
+thread_local! {
+    /// This thread's big copy buffer, made the first time one of its
+    /// connections needs it and kept across the connections it serves (musl
+    /// maps and unmaps a block that size on every allocation). `io::copy`
+    /// reads straight into a `BufReader`'s buffer.
+    static BIG: RefCell<Option<BufReader<Inbound>>> = const { RefCell::new(None) };
+}
+
+/// The rest of a direction that moved `SMALL_PHASE` bytes, through this
+/// thread's big buffer. The connection is lent to the buffer for the copy
+/// and taken back after it, with any bytes read but not written.
+fn copy_big(inbound: Inbound, outbound: &mut Outbound) -> io::Result<u64> {
+    BIG.with(|big| {
+        // copy never runs inside copy on one thread, so this borrow is the only one.
+        let mut big = big.borrow_mut();
+        let reader = match big.as_mut() {
+            Some(reader) => {
+                *reader.get_mut() = inbound;
+                reader
+            }
+            None => big.insert(BufReader::with_capacity(COPY_BUFFER, inbound)),
+        };
+        let result = io::copy(reader, outbound);
+        let unsent = reader.buffer().len();
+        reader.consume(unsent);
+        reader.get_mut().conn = None;
+        result
+    })
+}
+
+/// Reads one direction's source socket, waking on idle ticks to check the
+/// deadline. Empty (reads end of stream) while parked in a thread's buffer
+/// between connections.
+struct Inbound {
+    conn: Option<Arc<Conn>>,
+    dir: Direction,
+}
+
+impl Read for Inbound {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(conn) = &self.conn else {
+            return Ok(0);
+        };
+        let source = self.dir.source();
+        loop {
+            match conn.socket(source).read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_tick(&e) => conn.check_idle()?,
+                Err(e) => {
+                    conn.aborted(|| format!("{} read: {e}", source.name()));
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
@@ -127,9 +182,7 @@ fn is_tick(e: &io::Error) -> bool {
     )
 }
 
-/// Writes one direction's bytes to its sink socket, counting them. A write
-/// that times out is retried here, never handed back to `io::copy`, which
-/// could not tell how much of its buffer was written.
+/// Writes one direction's bytes to its sink socket and counts them.
 struct Outbound<'a> {
     conn: &'a Conn,
     dir: Direction,
