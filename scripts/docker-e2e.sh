@@ -15,11 +15,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 P=ambe2e$$
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+source scripts/lib/common.sh
 
 cleanup() {
     local ids

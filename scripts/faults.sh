@@ -11,32 +11,12 @@
 # Usage: scripts/faults.sh [--bin PATH]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bin=target/x86_64-unknown-linux-musl/release/ambassador
-[ "${1:-}" = "--bin" ] && bin=${2:?--bin takes a path}
-[ -x "$bin" ] || cargo build --release --target x86_64-unknown-linux-musl -q || exit 1
-bin=$(readlink -f "$bin")
+source scripts/lib/common.sh
+if [ "${1:-}" = "--bin" ]; then bin=$(readlink -f "${2:?--bin takes a path}"); else bin=$(musl_binary) || exit 1; fi
 source scripts/lib/two-hosts.sh
 trap hosts_down EXIT
 hosts_up || exit 1
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-
-threads() { awk '/^Threads:/{print $2}' "/proc/$1/status" 2>/dev/null; }
-fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-# settled PID THREADS FDS: back to those figures within 15 s (parked threads exit after 2 s).
-settled() {
-    local i
-    for i in $(seq 1 150); do
-        [ "$(threads "$1")" = "$2" ] && [ "$(fds "$1")" = "$3" ] && return 0
-        sleep 0.1
-    done
-    echo "     pid $1: threads $(threads "$1") (want $2), fds $(fds "$1") (want $3)"
-    return 1
-}
 ping_once() { on client timeout 5 redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | tr -d '\r'; }
 # pong_within SECONDS: a PING gets PONG within that time.
 pong_within() {
@@ -74,8 +54,8 @@ reply=$(on client timeout 20 redis-cli -h 127.0.0.1 -p 7000 ping 2>&1 | tr -d '\
 check "unresolvable first target: failover to the next, PONG" test "$reply" = PONG
 check "unresolvable target: a warning names it" grep -q 'target no-such-host.invalid:6379 failed' "$log"
 sleep 2.5
-client_base=($(threads "$client") $(fds "$client"))
-server_base=($(threads "$server") $(fds "$server"))
+client_base=($(proc_threads "$client") $(proc_fds "$client"))
+server_base=($(proc_threads "$server") $(proc_fds "$server"))
 echo "     client side: $client_base threads, ${client_base[1]} fds; server side: $server_base threads, ${server_base[1]} fds"
 
 # --- 1. cut the link mid-transfer, restore it
@@ -118,7 +98,7 @@ check "redis restarted: PONG again through both ambassadors" pong_within 10
 check "neither ambassador was restarted" alive "$client"
 alive "$server" || bad "server-side ambassador died"
 sleep 2.5
-server_base=($(threads "$server") $(fds "$server"))
+server_base=($(proc_threads "$server") $(proc_fds "$server"))
 check "redis restart: nothing leaked on the client side" settled "$client" "${client_base[@]}"
 
 # --- 4. exhaust the client-side ambassador's descriptors (limit 64)

@@ -34,7 +34,8 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import amb  # noqa: E402
 IDLE_TIMEOUT = 1.5
 MAX_CONNS = 40
 RSS_MARGIN_KB = 1024
@@ -317,9 +318,9 @@ def worker(ports, deadline):
 # --- sampling ----------------------------------------------------------------
 
 def sample(pid):
-    fds = os.listdir(f"/proc/{pid}/fd")
+    """amb.sample's threads, fds and RSS, and the sockets left in CLOSE-WAIT."""
     inodes = set()
-    for fd in fds:
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
@@ -334,21 +335,16 @@ def sample(pid):
                 cols = line.split()
                 if cols[3] == "08" and cols[9] in inodes:
                     close_wait += 1
-    status = open(f"/proc/{pid}/status").read()
-    threads = int(status.split("Threads:")[1].split()[0])
-    rss = int(status.split("VmRSS:")[1].split()[0])
-    return {"threads": threads, "fds": len(fds), "rss": rss, "close_wait": close_wait}
+    return dict(amb.sample(pid), close_wait=close_wait)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, required=True)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/ambassador"))
+    ap.add_argument("--bin")
     ap.add_argument("--workers", type=int, default=48)
     args = ap.parse_args()
-    if not os.path.exists(args.bin):
-        subprocess.run(["cargo", "build", "--release", "--target", "x86_64-unknown-linux-musl", "-q"],
-                       cwd=ROOT, check=True)
+    args.bin = args.bin or amb.binary()
     stop = threading.Event()
     echo_ls = listener()
     threading.Thread(target=accept_loop, args=(echo_ls, stop), daemon=True).start()
@@ -360,22 +356,15 @@ def main():
     ports = {}
     rules = []
     for name, target in (("echo", echo_ls.getsockname()[1]), ("refuse", refuse_port), ("flap", flap_port)):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports[name] = s.getsockname()[1]
+        ports[name] = amb.free_port()
         rules.append(f"127.0.0.1:{ports[name]}:127.0.0.1:{target}")
-    amb = subprocess.Popen([args.bin, "-q", "--idle-timeout", str(IDLE_TIMEOUT), "--max-conns", str(MAX_CONNS),
+    fwd = subprocess.Popen([args.bin, "-q", "--idle-timeout", str(IDLE_TIMEOUT), "--max-conns", str(MAX_CONNS),
                             "--connect-timeout", "2"] + rules, env={}, stderr=subprocess.PIPE)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", ports["refuse"]), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        amb.wait_port(ports["refuse"])
         # Let the copier that served the readiness probe park and exit.
         time.sleep(3)
-        start = sample(amb.pid)
+        start = sample(fwd.pid)
         print(f"soak: start: {start}", flush=True)
         deadline = time.time() + args.minutes * 60
         workers = [threading.Thread(target=worker, args=(ports, deadline), daemon=True)
@@ -385,7 +374,7 @@ def main():
         max_cw = 0
         while any(w.is_alive() for w in workers):
             time.sleep(2)
-            s = sample(amb.pid)
+            s = sample(fwd.pid)
             max_cw = max(max_cw, s["close_wait"])
             print(f"soak: t={args.minutes * 60 - (deadline - time.time()):5.0f}s {s} "
                   f"connections={stats['connections']} failures={stats['failures']}", flush=True)
@@ -394,18 +383,14 @@ def main():
                 break
         stop.set()
         # Quiet: parked copier threads exit after 2 s; give it up to 20 s.
-        end = sample(amb.pid)
-        for _ in range(200):
-            end = sample(amb.pid)
-            if end["threads"] == start["threads"] and end["fds"] == start["fds"] and end["close_wait"] == 0:
-                break
-            time.sleep(0.1)
-        if amb.poll() is not None:
-            fail(f"ambassador died with {amb.returncode}: {amb.stderr.read().decode()[-2000:]}")
+        amb.settle(fwd.pid, start["threads"], start["fds"], timeout=20)
+        end = sample(fwd.pid)
+        if fwd.poll() is not None:
+            fail(f"ambassador died with {fwd.returncode}: {fwd.stderr.read().decode()[-2000:]}")
     finally:
         stop.set()
-        amb.terminate()
-        amb.wait(timeout=10)
+        fwd.terminate()
+        fwd.wait(timeout=10)
     for what in (("threads", 0), ("fds", 0)):
         if end[what[0]] != start[what[0]]:
             fail(f"{what[0]} went from {start[what[0]]} to {end[what[0]]}")

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs what the tests need (Debian
 # packages, Rust targets) when it is missing, then runs lint, unit and
-# integration tests, and checks the static release binary.
-# Usage: scripts/test.sh          (as root, or with sudo available)
+# integration tests, the static binaries, demos, fuzzing, faults, soak and
+# Docker end to end. --quick runs only the fast part a developer runs often:
+# fmt, clippy and cargo test.
+# Usage: scripts/test.sh [--quick]          (as root, or with sudo available)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=false
+case ${1:-} in
+    --quick) quick=true ;;
+    "") ;;
+    *) echo "Usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
+esac
 
 say() { printf '\n== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -34,6 +42,8 @@ cargo clippy --all-targets -- -D warnings
 say "cargo test"
 cargo test
 
+$quick && exit 0
+
 say "static release binary"
 cargo build --release --target x86_64-unknown-linux-musl
 bin=target/x86_64-unknown-linux-musl/release/ambassador
@@ -47,7 +57,7 @@ say "benchmark smoke test (scripts/bench --quick)"
 scripts/bench --quick --json bench-out/quick.json
 
 say "aarch64: static binary under qemu-user"
-bash scripts/aarch64-test.sh
+bash scripts/cross-test.sh --arch aarch64
 
 say "two-host demo (network namespaces)"
 bash scripts/two-host-demo.sh
@@ -64,7 +74,7 @@ say "faults across two hosts"
 bash scripts/faults.sh
 
 say "soak, 1 minute"
-bash scripts/soak.sh --minutes 1
+python3 scripts/soak.py --minutes 1
 
 say "Docker end to end"
 bash scripts/docker-e2e.sh

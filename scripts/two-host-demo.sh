@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 mode=netns
-bin=target/x86_64-unknown-linux-musl/release/ambassador
+bin=
 while [ $# -gt 0 ]; do
     case $1 in
         --docker) mode=docker ;;
@@ -34,8 +34,8 @@ netns_demo() {
     for p in redis-server:redis-server redis-cli:redis-tools; do
         command -v "${p%%:*}" >/dev/null || die "${p%%:*} missing: apt-get install ${p#*:}"
     done
-    [ -x "$bin" ] || cargo build --release --target x86_64-unknown-linux-musl -q || die "cannot build $bin"
-    bin=$(readlink -f "$bin")
+    source scripts/lib/common.sh
+    if [ -n "$bin" ]; then bin=$(readlink -f "$bin"); else bin=$(musl_binary) || die "cannot build the binary"; fi
     source scripts/lib/two-hosts.sh
     trap hosts_down EXIT
     echo "# Two hosts: network namespaces $BIG_NS ($BIG_IP) and $CLIENT_NS ($CLIENT_IP), joined by a veth pair."
