@@ -32,22 +32,11 @@ sys.path.insert(0, "scripts/lib")
 import amb
 
 qemu, binary = sys.argv[1], sys.argv[2]
-echo = socket.socket()
-echo.bind(("127.0.0.1", 0))
-echo.listen(8)
-def serve():
-    conn, _ = echo.accept()
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            break
-        conn.sendall(data)
-    conn.shutdown(socket.SHUT_WR)
-threading.Thread(target=serve, daemon=True).start()
+echo_port = amb.echo_server()
 
 redis_port, port, redis_fwd = amb.free_port(), amb.free_port(), amb.free_port()
 redis = amb.Proc(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-fwd = amb.Proc([qemu, binary, f"127.0.0.1:{port}:127.0.0.1:{echo.getsockname()[1]}",
+fwd = amb.Proc([qemu, binary, f"127.0.0.1:{port}:127.0.0.1:{echo_port}",
                 f"127.0.0.1:{redis_fwd}:127.0.0.1:{redis_port}"], env={})
 try:
     amb.wait_port(port, timeout=30)

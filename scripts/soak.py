@@ -107,12 +107,7 @@ def serve_conn(c):
     try:
         mode = recv_exact(c, 1)
         if mode == b"E":  # echo until end of stream, then half-close
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-            c.shutdown(socket.SHUT_WR)
+            amb.echo(c)
             c.close()
         elif mode == b"S":  # speak first, half-close, then check what comes back
             n, seed = struct.unpack("<IQ", recv_exact(c, 12))

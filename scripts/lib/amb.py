@@ -105,3 +105,30 @@ class Proc:
                 self.p.kill()
                 self.p.wait(timeout=5)
         return self.p.returncode
+
+
+def echo(conn):
+    """Echoes every byte back until end of stream, then half-closes."""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        conn.sendall(data)
+    conn.shutdown(socket.SHUT_WR)
+
+
+def echo_server(host="127.0.0.1"):
+    """A TCP echo server on a thread (a thread per connection); its port."""
+    import threading
+
+    ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    ls.bind((host, 0))
+    ls.listen(64)
+
+    def serve():
+        while True:
+            conn, _ = ls.accept()
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return ls.getsockname()[1]
