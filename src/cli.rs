@@ -21,6 +21,9 @@ pub struct Args {
     pub connect_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_conns: Option<String>,
+    /// Every --allow value, in order.
+    pub allow: Vec<String>,
+    pub drain: Option<String>,
     /// RULE arguments in order.
     pub rules: Vec<String>,
 }
@@ -59,6 +62,18 @@ fn options() -> Options {
             "at most N connections at once, all rules together (default 4096)",
             "N",
         )
+        .optmulti(
+            "",
+            "allow",
+            "serve only clients in these address ranges (repeatable; default everyone)",
+            "CIDR[,CIDR...]",
+        )
+        .optopt(
+            "",
+            "drain",
+            "on SIGTERM/SIGINT stop accepting, let open connections run up to SECS, then reset them (default 0)",
+            "SECS",
+        )
         .optflag(
             "",
             "healthcheck",
@@ -83,6 +98,8 @@ pub fn parse(args: &[OsString]) -> Result<Args, Error> {
         connect_timeout: m.opt_str("connect-timeout"),
         idle_timeout: m.opt_str("idle-timeout"),
         max_conns: m.opt_str("max-conns"),
+        allow: m.opt_strs("allow"),
+        drain: m.opt_str("drain"),
         rules: m.free,
     };
     if parsed.quiet && parsed.verbose > 0 {
@@ -115,6 +132,9 @@ HOST is a name (resolved at each connection), an IPv4 address or [IPv6].
 
 With no RULE, rules come from variables <NAME>_PORT_<P>_TCP=tcp://<HOST>:<PORT>
 (as Docker links write them), each listening on 0.0.0.0:P.
+
+Signals: SIGTERM and SIGINT stop (after --drain, if given; a second one stops at
+once); SIGUSR1 logs each rule's counters (open, served, denied, no target, bytes).
 
 Exit codes: 0 after SIGTERM or SIGINT, 1 runtime failure, 2 usage or configuration error.";
     options().usage(brief)
@@ -152,6 +172,12 @@ mod tests {
     }
 
     #[test]
+    fn allow_is_repeatable_and_kept_in_order() {
+        let a = parse_strs(&["--allow", "10.0.0.0/8", "--allow", "::1,127.0.0.1"]).unwrap();
+        assert_eq!(a.allow, ["10.0.0.0/8", "::1,127.0.0.1"]);
+    }
+
+    #[test]
     fn repeated_option_is_a_usage_error() {
         assert!(parse_strs(&["--max-conns", "1", "--max-conns", "2"]).is_err());
     }
@@ -185,6 +211,8 @@ mod tests {
             "--connect-timeout",
             "--idle-timeout",
             "--max-conns",
+            "--allow",
+            "--drain",
             "--healthcheck",
         ] {
             assert!(text.contains(opt), "{opt}");

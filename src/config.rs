@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::allow::AllowList;
 use crate::cli::Args;
 use crate::env::rules_from_env;
 use crate::error::Error;
@@ -23,6 +24,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
     pub max_conns: usize,
+    /// Clients that may be served; empty: everyone.
+    pub allow: AllowList,
+    /// How long open connections may run after SIGTERM/SIGINT; zero: reset at once.
+    pub drain: Duration,
 }
 
 /// Validates the options and gathers the rules: the RULE arguments, or the
@@ -39,6 +44,11 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
     let max_conns = match &args.max_conns {
         Some(text) => parse_max_conns(text)?,
         None => DEFAULT_MAX_CONNS,
+    };
+    let allow = AllowList::parse(&args.allow).map_err(Error::Usage)?;
+    let drain = match args.drain.as_deref().map(str::trim) {
+        None | Some("0") => Duration::ZERO,
+        Some(text) => parse_seconds("--drain", text)?,
     };
     let mut rules = Vec::new();
     for (i, text) in args.rules.iter().enumerate() {
@@ -65,6 +75,8 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         connect_timeout,
         idle_timeout,
         max_conns,
+        allow,
+        drain,
     })
 }
 
@@ -266,6 +278,34 @@ mod tests {
             let msg = build(&a, &[]).unwrap_err().to_string();
             assert!(msg.contains("--idle-timeout"), "{text}: {msg}");
         }
+    }
+
+    #[test]
+    fn drain_and_allow() {
+        let c = build(&args(&["1:a:1"]), &[]).unwrap();
+        assert_eq!(c.drain, Duration::ZERO);
+        assert!(c.allow.is_empty());
+        let mut a = args(&["1:a:1"]);
+        a.drain = Some("2.5".into());
+        a.allow = vec!["127.0.0.2".into(), "10.0.0.0/8,::1".into()];
+        let c = build(&a, &[]).unwrap();
+        assert_eq!(c.drain, Duration::from_millis(2500));
+        assert_eq!(c.allow.to_string(), "127.0.0.2/32,10.0.0.0/8,::1/128");
+    }
+
+    #[test]
+    fn bad_drain_and_allow_name_the_option() {
+        for text in ["-1", "x", "", "inf"] {
+            let mut a = args(&["1:a:1"]);
+            a.drain = Some(text.into());
+            let msg = build(&a, &[]).unwrap_err().to_string();
+            assert!(msg.contains("--drain"), "{text}: {msg}");
+        }
+        let mut a = args(&["1:a:1"]);
+        a.allow = vec!["10.0.0.0/33".into()];
+        let err = build(&a, &[]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--allow \"10.0.0.0/33\""), "{err}");
     }
 
     #[test]

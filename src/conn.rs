@@ -1,16 +1,18 @@
 //! The state the two copiers of one connection share: both sockets, the
 //! bytes delivered each way, the time of the last byte (for --idle-timeout),
-//! why the connection ended, and its slot under --max-conns. Dropping the
-//! last reference closes both sockets, frees the slot and logs the closing
-//! line. Moving bytes is relay.rs's business, not this file's.
+//! why the connection ended, its rule's counters and its slot under
+//! --max-conns. Dropping the last reference closes both sockets, frees the
+//! slot, counts the connection closed and logs the closing line. Moving
+//! bytes is relay.rs's business, not this file's.
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::limit::Permit;
+use crate::stats::Stats;
 use crate::sys;
 
 /// One end of a relayed connection.
@@ -74,32 +76,39 @@ pub struct Conn {
     idle_ms: Option<u64>,
     /// Milliseconds since `started` at the last byte moved either way.
     last_active_ms: AtomicU64,
-    /// Bytes delivered, by `Direction`.
+    /// Bytes delivered, by `Direction`: each copier stores its total when done.
     bytes: [AtomicU64; 2],
     torn_down: AtomicBool,
     ending: Mutex<Ending>,
+    stats: Arc<Stats>,
     _permit: Permit,
 }
 
+/// Who and where a connection joins: the client, the target address it
+/// reached, and the rule's counters.
+pub struct Ends {
+    pub client: TcpStream,
+    pub peer: SocketAddr,
+    pub target: TcpStream,
+    pub target_addr: SocketAddr,
+    pub stats: Arc<Stats>,
+}
+
 impl Conn {
-    pub fn new(
-        client: TcpStream,
-        target: TcpStream,
-        peer: SocketAddr,
-        target_addr: SocketAddr,
-        idle: Option<Duration>,
-        permit: Permit,
-    ) -> Conn {
+    /// A connection that reached its target, counted open in its rule.
+    pub fn new(ends: Ends, idle: Option<Duration>, permit: Permit) -> Conn {
+        ends.stats.opened();
         Conn {
-            sockets: [client, target],
-            peer,
-            target_addr,
+            sockets: [ends.client, ends.target],
+            peer: ends.peer,
+            target_addr: ends.target_addr,
             started: Instant::now(),
             idle_ms: idle.map(|d| d.as_millis() as u64),
             last_active_ms: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             torn_down: AtomicBool::new(false),
             ending: Mutex::new(Ending::default()),
+            stats: ends.stats,
             _permit: permit,
         }
     }
@@ -132,13 +141,19 @@ impl Conn {
         self.ending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts `n` bytes delivered in `dir`, and the moment for --idle-timeout.
+    /// Counts `n` bytes delivered in `dir` in the rule's counters, and the
+    /// moment for --idle-timeout.
     pub fn delivered(&self, dir: Direction, n: usize) {
-        self.bytes[dir as usize].fetch_add(n as u64, Ordering::Relaxed);
+        self.stats.delivered(dir, n);
         if self.idle_ms.is_some() {
             let now = self.started.elapsed().as_millis() as u64;
             self.last_active_ms.fetch_max(now, Ordering::Relaxed);
         }
+    }
+
+    /// Records a direction's total for the closing line, once it is done.
+    pub fn finished(&self, dir: Direction, total: u64) {
+        self.bytes[dir as usize].store(total, Ordering::Relaxed);
     }
 
     /// Called when a blocking read or write timed out: an error once the
@@ -172,6 +187,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        self.stats.closed();
         if !log::log_enabled!(log::Level::Debug) {
             return;
         }

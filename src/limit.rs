@@ -60,7 +60,6 @@ impl Limit {
     }
 
     /// How many slots are taken now.
-    #[cfg(test)]
     pub fn open(&self) -> usize {
         *self.count()
     }

@@ -8,6 +8,7 @@
 //! into exit codes in one place.
 #![deny(unsafe_code)]
 
+mod allow;
 mod cli;
 mod config;
 mod conn;
@@ -20,17 +21,24 @@ mod pool;
 mod relay;
 mod rule;
 mod server;
+mod stats;
 #[cfg(target_os = "linux")]
 mod sys;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use log::LevelFilter;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::server::Running;
+use crate::sys::{SigSet, Signal};
+
+/// How often a drain looks whether every connection has finished.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 fn main() -> ExitCode {
     match run() {
@@ -84,16 +92,60 @@ fn load_config(args: &cli::Args) -> Result<Config, Error> {
     config::build(args, &env::lossy_pairs(std::env::vars_os()))
 }
 
-/// Serves until SIGTERM or SIGINT.
+/// Serves until SIGTERM or SIGINT, logging the counters on SIGUSR1; then
+/// drains if asked, logs the counters and resets what is still open.
 fn serve(config: &Config) -> Result<u8, Error> {
     // Before any thread exists, so that every thread inherits the mask and
     // only the main thread ever sees these signals.
-    let signals = sys::block_exit_signals().map_err(Error::Signals)?;
-    server::start(config)?;
-    let name = sys::wait_for(&signals).map_err(Error::Signals)?;
-    log::info!("received {name}, exiting");
+    let signals = sys::block_signals().map_err(Error::Signals)?;
+    let running = server::start(config)?;
+    let name = loop {
+        match sys::wait_for(&signals).map_err(Error::Signals)? {
+            Signal::Counters => running.log_counters(),
+            Signal::Exit(name) => break name,
+        }
+    };
+    if config.drain.is_zero() {
+        log::info!("received {name}, exiting");
+    } else {
+        drain(&running, &signals, name, config.drain).map_err(Error::Signals)?;
+    }
+    running.log_counters();
+    // A FIN would make a cut stream look complete: reset what is left.
     sys::reset_all_on_exit();
     Ok(0)
+}
+
+/// Stops listening, then waits until no connection is open, `limit` has
+/// passed, or a second SIGTERM/SIGINT comes.
+fn drain(running: &Running, signals: &SigSet, name: &str, limit: Duration) -> io::Result<()> {
+    running.stop_listening();
+    let at_signal = running.open();
+    log::info!(
+        "received {name}: stopped listening; draining {at_signal} open connection(s) for up to {:.3}s",
+        limit.as_secs_f64()
+    );
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if running.open() == 0 || left.is_zero() {
+            break;
+        }
+        match sys::wait_for_within(signals, left.min(DRAIN_POLL))? {
+            Some(Signal::Exit(again)) => {
+                log::info!("received {again} again: ending the drain now");
+                break;
+            }
+            Some(Signal::Counters) => running.log_counters(),
+            None => {}
+        }
+    }
+    let open = running.open();
+    log::info!(
+        "drain done: {at_signal} open at {name}, {} finished, {open} reset",
+        at_signal.saturating_sub(open)
+    );
+    Ok(())
 }
 
 /// Prints to stdout; a closed stdout (`| head`) is not worth a panic.

@@ -15,11 +15,12 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::conn::{Conn, Direction};
+use crate::conn::{Conn, Direction, Ends};
 use crate::connect::connect;
 use crate::limit::Permit;
 use crate::pool::Pool;
 use crate::rule::Rule;
+use crate::stats::Stats;
 use crate::sys;
 
 /// Bytes moved per read and write once a direction has moved `SMALL_PHASE`
@@ -33,10 +34,17 @@ const COPY_BUFFER: usize = 64 * 1024;
 const SMALL_PHASE: u64 = 256 * 1024;
 
 /// The timeouts every connection shares.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub connect: Duration,
     pub idle: Option<Duration>,
+}
+
+/// What every connection of one rule shares.
+pub struct Served {
+    pub rule: Rule,
+    pub stats: Arc<Stats>,
+    pub timeouts: Timeouts,
 }
 
 /// Starts relaying an accepted client on a pooled thread. On error (no
@@ -44,15 +52,16 @@ pub struct Timeouts {
 pub fn start(
     client: TcpStream,
     peer: SocketAddr,
-    rule: Arc<Rule>,
-    timeouts: Arc<Timeouts>,
+    served: Arc<Served>,
     permit: Permit,
 ) -> io::Result<()> {
-    Pool::global().run(move || open(client, peer, &rule, &timeouts, permit))
+    Pool::global().run(move || open(client, peer, &served, permit))
 }
 
-fn open(client: TcpStream, peer: SocketAddr, rule: &Rule, timeouts: &Timeouts, permit: Permit) {
+fn open(client: TcpStream, peer: SocketAddr, served: &Served, permit: Permit) {
+    let (rule, timeouts) = (&served.rule, &served.timeouts);
     let Some((target, target_addr)) = connect(rule, timeouts.connect) else {
+        served.stats.failed();
         log::warn!("rule {rule}: no target answered; closing client {peer}");
         // A reset, not a FIN: the client must not mistake this for an empty reply.
         let _ = sys::set_linger_zero(&client);
@@ -66,14 +75,14 @@ fn open(client: TcpStream, peer: SocketAddr, rule: &Rule, timeouts: &Timeouts, p
             let _ = socket.set_write_timeout(Some(tick(idle)));
         }
     }
-    let conn = Arc::new(Conn::new(
+    let ends = Ends {
         client,
-        target,
         peer,
+        target,
         target_addr,
-        timeouts.idle,
-        permit,
-    ));
+        stats: Arc::clone(&served.stats),
+    };
+    let conn = Arc::new(Conn::new(ends, timeouts.idle, permit));
     let down = Arc::clone(&conn);
     if let Err(e) = Pool::global().run(move || copy(&down, Direction::Down)) {
         log::warn!("rule {rule}: dropping client {peer}: cannot start a thread: {e}");
@@ -97,11 +106,16 @@ fn copy(conn: &Arc<Conn>, dir: Direction) {
         conn: Some(Arc::clone(conn)),
         dir,
     };
-    let mut outbound = Outbound { conn, dir };
+    let mut outbound = Outbound {
+        conn,
+        dir,
+        total: 0,
+    };
     let result = match io::copy(&mut (&mut inbound).take(SMALL_PHASE), &mut outbound) {
         Ok(n) if n == SMALL_PHASE => copy_big(inbound, &mut outbound).map(|m| n + m),
         done => done,
     };
+    conn.finished(dir, outbound.total);
     match result {
         Ok(_) if conn.is_torn_down() => {}
         Ok(_) => {
@@ -186,6 +200,8 @@ fn is_tick(e: &io::Error) -> bool {
 struct Outbound<'a> {
     conn: &'a Conn,
     dir: Direction,
+    /// Bytes delivered so far; only this copier touches it.
+    total: u64,
 }
 
 impl Write for Outbound<'_> {
@@ -194,6 +210,7 @@ impl Write for Outbound<'_> {
         loop {
             match self.conn.socket(sink).write(buf) {
                 Ok(n) => {
+                    self.total += n as u64;
                     self.conn.delivered(self.dir, n);
                     return Ok(n);
                 }

@@ -2,6 +2,8 @@
 // (the product is a binary crate, so there is no library to link).
 // Included (include!) at the root of each target, so `crate::` paths resolve.
 
+#[path = "../../src/allow.rs"]
+pub mod allow;
 #[path = "../../src/cli.rs"]
 pub mod cli;
 #[path = "../../src/config.rs"]

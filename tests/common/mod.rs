@@ -367,3 +367,32 @@ pub fn require(program: &str, package: &str) -> PathBuf {
             panic!("{program} not found: apt-get install {package} (bash .ci/run installs it)")
         })
 }
+
+/// Connects to `to` from the source address `from` (port chosen by the
+/// kernel), with timeouts: a client that seems to come from another host.
+pub fn connect_from(from: &str, to: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let from: std::net::IpAddr = from.parse().expect("source address");
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(from, 0).into())?;
+    socket.connect_timeout(&to.into(), IO_TIMEOUT)?;
+    let stream: TcpStream = socket.into();
+    timeouts(&stream);
+    Ok(stream)
+}
+
+/// A server that counts the connections it accepts and echoes on each.
+pub struct CountingServer {
+    pub addr: SocketAddr,
+    pub accepted: std::sync::Arc<AtomicUsize>,
+}
+
+pub fn counting_echo_server() -> CountingServer {
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    let addr = server(move |stream| {
+        count.fetch_add(1, Ordering::SeqCst);
+        echo(stream)
+    });
+    CountingServer { addr, accepted }
+}

@@ -1,0 +1,83 @@
+//! Counters per rule, for SIGUSR1 and the exit log: relaxed atomics, bumped
+//! when a client is turned away, when a connection opens and closes, and by
+//! the copiers as they deliver bytes. Nothing here is on a lock or waits.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::conn::Direction;
+
+/// What one rule has done since the start.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections (or UDP sessions) open now.
+    open: AtomicU64,
+    /// Connections that reached a target, open or since closed.
+    served: AtomicU64,
+    /// Clients turned away by --allow.
+    denied: AtomicU64,
+    /// Clients for which no target answered (or, for UDP, over --max-conns).
+    failed: AtomicU64,
+    /// Bytes delivered, by `Direction`.
+    bytes: [AtomicU64; 2],
+}
+
+impl Stats {
+    /// A connection reached its target: counts it served and open.
+    pub fn opened(&self) {
+        self.served.fetch_add(1, Relaxed);
+        self.open.fetch_add(1, Relaxed);
+    }
+
+    /// A connection counted by `opened` is closed.
+    pub fn closed(&self) {
+        self.open.fetch_sub(1, Relaxed);
+    }
+
+    pub fn denied(&self) {
+        self.denied.fetch_add(1, Relaxed);
+    }
+
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Relaxed);
+    }
+
+    pub fn delivered(&self, dir: Direction, n: usize) {
+        self.bytes[dir as usize].fetch_add(n as u64, Relaxed);
+    }
+
+    /// The counters as one log line's tail.
+    pub fn summary(&self) -> String {
+        format!(
+            "open {}, served {}, denied {}, no target {}, bytes up {}, bytes down {}",
+            self.open.load(Relaxed),
+            self.served.load(Relaxed),
+            self.denied.load(Relaxed),
+            self.failed.load(Relaxed),
+            self.bytes[0].load(Relaxed),
+            self.bytes[1].load(Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_each_event() {
+        let stats = Stats::default();
+        stats.opened();
+        stats.opened();
+        stats.closed();
+        stats.denied();
+        stats.failed();
+        stats.failed();
+        stats.delivered(Direction::Up, 10);
+        stats.delivered(Direction::Down, 7);
+        stats.delivered(Direction::Up, 5);
+        assert_eq!(
+            stats.summary(),
+            "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7"
+        );
+    }
+}
