@@ -96,6 +96,53 @@ echo "     docker stop with 3 connections open took $ms ms"
 check "docker stop under 2 s ($ms ms)" test "$ms" -lt 2000
 check "exit code 0 after docker stop" test "$(docker inspect -f '{{.State.ExitCode}}' "$P-health-env")" = 0
 
+# --- docker stop with --drain 3 and a transfer in flight: it completes, exit code 0.
+# A client on the published port GETs an 8 MB value and reads it slowly
+# (about 2 s); docker stop is sent after the first MB.
+docker run -d --name "$P-drain" --link "$P-redis:redis" -p 127.0.0.1::6379 ambassador:scratch --drain 3 >/dev/null
+drain_port=$(docker port "$P-drain" 6379/tcp | head -1)
+drain_out=$(timeout 60 python3 - "${drain_port##*:}" "$P-drain" <<'PY'
+import hashlib, os, socket, subprocess, sys, time
+port, name = int(sys.argv[1]), sys.argv[2]
+value = os.urandom(8 << 20)
+for _ in range(50):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n" % len(value) + value + b"\r\n")
+        if s.recv(5) == b"+OK\r\n":
+            break
+    except OSError:
+        pass
+    time.sleep(0.2)
+else:
+    sys.exit("could not SET through the ambassador")
+s.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+want = b"$%d\r\n" % len(value) + value + b"\r\n"
+got, stop = bytearray(), None
+while len(got) < len(want):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+    if stop is None and len(got) > (1 << 20):
+        t0 = time.time()
+        stop = subprocess.Popen(["docker", "stop", name], stdout=subprocess.DEVNULL)
+    time.sleep(0.015)
+s.close()
+if stop is None:
+    sys.exit("the reply came before docker stop could be sent")
+stop.wait(timeout=30)
+print("intact" if hashlib.sha256(got).digest() == hashlib.sha256(want).digest() else f"cut at {len(got)} of {len(want)}",
+      f"{(time.time() - t0) * 1000:.0f}")
+PY
+)
+echo "     drain: transfer $drain_out ms from docker stop to exit"
+check "docker stop --drain 3: the 8 MB transfer in flight arrived intact" test "${drain_out%% *}" = intact
+check "docker stop --drain 3: exit code 0" test "$(docker inspect -f '{{.State.ExitCode}}' "$P-drain")" = 0
+check "docker stop --drain 3: the drain log says it finished" \
+    bash -c "docker logs '$P-drain' 2>&1 | grep -q '1 open at SIGTERM, 1 finished, 0 reset'"
+
 # --- a user-defined network: the rule names the service; redis is removed and
 # recreated with a new address; the same ambassador follows it.
 docker network create "$P-net" >/dev/null

@@ -45,8 +45,8 @@ netns_demo() {
     start big redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no >/dev/null
     wait_port big 127.0.0.1 16379 || die "redis-server did not start"
 
-    step big-server "REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 ambassador   # docker run -d --link redis:redis --name redis_ambassador -p 6379:6379 ambassador"
-    start big env -i REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 "$bin"
+    step big-server "REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 ambassador --allow $CLIENT_IP   # docker run -d --link redis:redis --name redis_ambassador -p 6379:6379 ambassador --allow <client-server's address>"
+    start big env -i REDIS_PORT_6379_TCP=tcp://127.0.0.1:16379 "$bin" --allow "$CLIENT_IP"
     wait_port big "$BIG_IP" 6379 || die "the server-side ambassador did not start"
 
     step client-server "REDIS_PORT_6379_TCP=tcp://$BIG_IP:6379 ambassador     # docker run -d --name redis_ambassador --expose 6379 -e REDIS_PORT_6379_TCP=tcp://192.168.1.52:6379 ambassador"
@@ -57,6 +57,21 @@ netns_demo() {
     reply=$(on client timeout 10 redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
     echo "$reply"
     [ "$reply" = PONG ] || die "expected PONG, got: $reply"
+
+    echo
+    echo "# A third host, other-host ($OTHER_IP), reaches big-server at $BIG_OTHER_IP but is not in --allow."
+    step other-host "redis-cli -h $BIG_OTHER_IP -p 6379 ping"
+    reply=$(on other timeout 10 redis-cli -h "$BIG_OTHER_IP" -p 6379 ping 2>&1)
+    echo "$reply"
+    case $reply in
+        *PONG*) die "other-host got PONG: --allow did not keep it out" ;;
+        *reset*|*"Connection reset"*|*"Server closed"*) ;;
+        *) die "other-host: expected a reset, got: $reply" ;;
+    esac
+    # The ambassador is still serving the allowed client.
+    reply=$(on client timeout 10 redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
+    [ "$reply" = PONG ] || die "client-server: expected PONG after the refused host, got: $reply"
+    echo "# refused; client-server still gets $reply"
 }
 
 docker_demo() {

@@ -1,5 +1,5 @@
 """Helpers shared by the Python scripts (bench, soak, cross-test): the
-release binary (built when missing), free loopback ports, waiting for a
+release binary (built when stale), free loopback ports, waiting for a
 listener, reading a process's threads, descriptors and RSS from /proc, and
 waiting until those settle. Import with:
 
@@ -17,9 +17,9 @@ HOST_TARGET = "x86_64-unknown-linux-musl"
 
 
 def binary(target=HOST_TARGET, build=True):
-    """target/TARGET/release/ambassador, built first if it is missing."""
+    """target/TARGET/release/ambassador, built first (cargo: a no-op when fresh)."""
     path = os.path.join(ROOT, "target", target, "release", "ambassador")
-    if build and not os.path.exists(path):
+    if build:
         subprocess.run(["cargo", "build", "--release", "--target", target, "-q"], cwd=ROOT, check=True)
     return path
 

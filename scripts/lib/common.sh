@@ -1,5 +1,5 @@
 # Helpers shared by the shell scripts, sourced after `cd` to the repository:
-#   musl_binary [TARGET]      build target/TARGET/release/ambassador if missing; print its absolute path
+#   musl_binary [TARGET]      build target/TARGET/release/ambassador (cargo: a no-op when fresh); print its absolute path
 #   proc_threads PID, proc_fds PID
 #   settled PID THREADS FDS [SECONDS]   until the process is back to those figures (default 15 s)
 #   ok WHAT / bad WHAT / check WHAT CMD...   count passes and failures in $passed and $failed
@@ -7,7 +7,7 @@
 musl_binary() {
     local target=${1:-x86_64-unknown-linux-musl}
     local bin=target/$target/release/ambassador
-    [ -x "$bin" ] || cargo build --release --target "$target" -q || return 1
+    cargo build --release --target "$target" -q || return 1
     readlink -f "$bin"
 }
 
