@@ -3,28 +3,33 @@
 # ambassador:busybox. Works with or without a registry: where no busybox image
 # exists and none can be pulled, it makes one with `docker import` from
 # Debian's busybox-static.
-# Usage: scripts/build-images.sh [--arch aarch64]
+# --arch aarch64 or armv7 builds the scratch image of that architecture
+# (ambassador:scratch-aarch64, recorded as arm64; ambassador:scratch-armv7,
+# recorded as arm/v7), and a busybox one where a busybox image of it exists.
+# Usage: scripts/build-images.sh [--arch x86_64|aarch64|armv7]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 arch=x86_64
-[ "${1:-}" = "--arch" ] && arch=${2:?--arch takes x86_64 or aarch64}
+[ "${1:-}" = "--arch" ] && arch=${2:?--arch takes x86_64, aarch64 or armv7}
 case $arch in
-    x86_64) platform=linux/amd64 ;;
-    aarch64) platform=linux/arm64 ;;
-    *) echo "build-images: unknown arch $arch (x86_64 or aarch64)" >&2; exit 2 ;;
+    x86_64) platform=linux/amd64 target=x86_64-unknown-linux-musl ;;
+    aarch64) platform=linux/arm64 target=aarch64-unknown-linux-musl ;;
+    armv7) platform=linux/arm/v7 target=armv7-unknown-linux-musleabihf ;;
+    *) echo "build-images: unknown arch $arch (x86_64, aarch64 or armv7)" >&2; exit 2 ;;
 esac
-target=$arch-unknown-linux-musl
 binary=target/$target/release/ambassador
 suffix=$([ "$arch" = x86_64 ] || echo "-$arch")
 
-rustup target list --installed | grep -qx "$target" || rustup target add "$target"
-cargo build --release --target "$target"
+if [ "$arch" = armv7 ]; then
+    bash scripts/build-armv7.sh
+else
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+    cargo build --release --target "$target"
+fi
 
 if ! docker image inspect busybox >/dev/null 2>&1 && ! docker pull -q busybox >/dev/null 2>&1; then
-    if [ "$arch" != x86_64 ]; then
-        echo "build-images: no busybox image for $arch; build ambassador:scratch$suffix only" >&2
-    else
+    if [ "$arch" = x86_64 ]; then
         bb=$(command -v busybox || true)
         [ -n "$bb" ] || { echo "build-images: no busybox image and no busybox binary: apt-get install busybox-static" >&2; exit 1; }
         file -L "$bb" | grep -q 'static' || { echo "build-images: $bb is not static: apt-get install busybox-static" >&2; exit 1; }
@@ -42,9 +47,16 @@ if ! docker image inspect busybox >/dev/null 2>&1 && ! docker pull -q busybox >/
     fi
 fi
 
-docker build -q --platform "$platform" --build-arg "BINARY=$binary" -f Dockerfile.scratch -t "ambassador:scratch$suffix" . >/dev/null
+# One staged path for every architecture: the Dockerfiles COPY it first.
+mkdir -p target/image
+cp "$binary" target/image/ambassador
+docker build -q --platform "$platform" -f Dockerfile.scratch -t "ambassador:scratch$suffix" . >/dev/null
 echo "built ambassador:scratch$suffix ($(docker image inspect -f '{{.Size}}' "ambassador:scratch$suffix") bytes)"
-if [ "$arch" = x86_64 ] || docker image inspect busybox >/dev/null 2>&1; then
-    docker build -q --platform "$platform" --build-arg "BINARY=$binary" -f Dockerfile.busybox -t "ambassador:busybox$suffix" . >/dev/null
+# The busybox image only where a busybox image of this very platform is here.
+busybox_platform=$(docker image inspect -f '{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}' busybox 2>/dev/null || true)
+if [ "$busybox_platform" = "$platform" ]; then
+    docker build -q --platform "$platform" -f Dockerfile.busybox -t "ambassador:busybox$suffix" . >/dev/null
     echo "built ambassador:busybox$suffix ($(docker image inspect -f '{{.Size}}' "ambassador:busybox$suffix") bytes)"
+else
+    echo "build-images: no busybox image for $platform here; built ambassador:scratch$suffix only" >&2
 fi

@@ -133,7 +133,8 @@ mod tests {
         assert!(split_nul(b"").is_empty());
     }
 
-    /// Runs `sleep 30` under the program name `argv0` with one variable;
+    /// Runs `sleep 30 0` (GNU sleep adds them up) under the program name
+    /// `argv0` with one variable;
     /// the child is killed when the returned guard drops.
     struct Sleeper(std::process::Child);
 
@@ -142,7 +143,7 @@ mod tests {
             use std::os::unix::process::CommandExt;
             let child = std::process::Command::new("sleep")
                 .arg0(argv0)
-                .args(["30", ""])
+                .args(["30", "0"])
                 .env_clear()
                 .env("R_PORT_1_TCP", "tcp://h:1")
                 .spawn()
@@ -166,7 +167,7 @@ mod tests {
     fn reads_the_rules_of_a_process_named_ambassador() {
         let child = Sleeper::start("/usr/local/bin/ambassador");
         let found = ambassador_at(&child.proc_dir()).expect("an ambassador");
-        assert_eq!(found.args, ["30", ""]);
+        assert_eq!(found.args, ["30", "0"]);
         assert_eq!(
             found.vars,
             [("R_PORT_1_TCP".to_string(), "tcp://h:1".to_string())]
