@@ -21,6 +21,7 @@ pub struct Args {
     pub connect_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_conns: Option<String>,
+    pub udp_timeout: Option<String>,
     /// Every --allow value, in order.
     pub allow: Vec<String>,
     pub drain: Option<String>,
@@ -59,8 +60,14 @@ fn options() -> Options {
         .optopt(
             "",
             "max-conns",
-            "at most N connections at once, all rules together (default 4096)",
+            "at most N connections and UDP sessions at once, all rules together (default 4096)",
             "N",
+        )
+        .optopt(
+            "",
+            "udp-timeout",
+            "end a UDP session that carried no datagram either way for SECS (default 60)",
+            "SECS",
         )
         .optmulti(
             "",
@@ -98,6 +105,7 @@ pub fn parse(args: &[OsString]) -> Result<Args, Error> {
         connect_timeout: m.opt_str("connect-timeout"),
         idle_timeout: m.opt_str("idle-timeout"),
         max_conns: m.opt_str("max-conns"),
+        udp_timeout: m.opt_str("udp-timeout"),
         allow: m.opt_strs("allow"),
         drain: m.opt_str("drain"),
         rules: m.free,
@@ -120,18 +128,20 @@ pub fn usage() -> String {
     let brief = "\
 Usage: ambassador [OPTIONS] [RULE ...]
 
-Forwards TCP connections: the ambassador pattern for containers.
+Forwards TCP connections and UDP datagrams: the ambassador pattern for containers.
 
-RULE := [LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET ...]    TARGET := HOST:PORT
-HOST is a name (resolved at each connection), an IPv4 address or [IPv6].
+RULE := [LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET ...][/tcp|/udp]    TARGET := HOST:PORT
+HOST is a name (resolved at each connection or UDP session), an IPv4 address or [IPv6].
 
   6379:192.168.1.52:6379            listen on 0.0.0.0:6379, forward to 192.168.1.52:6379
   127.0.0.1:8080:web:80             listen on loopback only
   [::]:6379:[2001:db8::5]:6379      IPv6 on both sides
   6379:redis-a:6379,redis-b:6379    failover: targets are tried in order
+  5353:dns:53/udp                   UDP: a session per client address, replies from the address it wrote to
 
 With no RULE, rules come from variables <NAME>_PORT_<P>_TCP=tcp://<HOST>:<PORT>
-(as Docker links write them), each listening on 0.0.0.0:P.
+and <NAME>_PORT_<P>_UDP=udp://<HOST>:<PORT> (as Docker links write them), each
+listening on 0.0.0.0:P.
 
 Signals: SIGTERM and SIGINT stop (after --drain, if given; a second one stops at
 once); SIGUSR1 logs each rule's counters (open, served, denied, no target, bytes).
@@ -211,6 +221,7 @@ mod tests {
             "--connect-timeout",
             "--idle-timeout",
             "--max-conns",
+            "--udp-timeout",
             "--allow",
             "--drain",
             "--healthcheck",

@@ -13,6 +13,8 @@ use crate::rule::{parse_rule, Rule, Source};
 
 /// The connect timeout when --connect-timeout is not given.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a quiet UDP session lives when --udp-timeout is not given.
+pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The connection cap when --max-conns is not given.
 pub const DEFAULT_MAX_CONNS: usize = 4096;
 
@@ -24,6 +26,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
     pub max_conns: usize,
+    /// A UDP session that carried no datagram either way for this long ends.
+    pub udp_timeout: Duration,
     /// Clients that may be served; empty: everyone.
     pub allow: AllowList,
     /// How long open connections may run after SIGTERM/SIGINT; zero: reset at once.
@@ -45,6 +49,10 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         Some(text) => parse_max_conns(text)?,
         None => DEFAULT_MAX_CONNS,
     };
+    let udp_timeout = match &args.udp_timeout {
+        Some(text) => parse_seconds("--udp-timeout", text)?,
+        None => DEFAULT_UDP_TIMEOUT,
+    };
     let allow = AllowList::parse(&args.allow).map_err(Error::Usage)?;
     let drain = match args.drain.as_deref().map(str::trim) {
         None | Some("0") => Duration::ZERO,
@@ -52,13 +60,14 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
     };
     let mut rules = Vec::new();
     for (i, text) in args.rules.iter().enumerate() {
-        let (listen, targets) = parse_rule(text).map_err(|reason| Error::BadRule {
+        let (listen, targets, proto) = parse_rule(text).map_err(|reason| Error::BadRule {
             index: i + 1,
             text: text.clone(),
             reason,
         })?;
         rules.push(Rule {
             listen,
+            proto,
             targets,
             source: Source::Argument(i + 1),
         });
@@ -75,17 +84,22 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         connect_timeout,
         idle_timeout,
         max_conns,
+        udp_timeout,
         allow,
         drain,
     })
 }
 
-/// Drops identical duplicates; rejects two rules whose listen addresses
-/// overlap unless they are the very same forwarding.
+/// Drops identical duplicates; rejects two rules of one transport whose
+/// listen addresses overlap unless they are the very same forwarding (a TCP
+/// and a UDP rule may share a port).
 fn merge(rules: Vec<Rule>) -> Result<Vec<Rule>, Error> {
     let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
     for rule in rules {
-        match kept.iter().find(|k| overlap(k.listen, rule.listen)) {
+        let clash = kept
+            .iter()
+            .find(|k| k.proto == rule.proto && overlap(k.listen, rule.listen));
+        match clash {
             None => kept.push(rule),
             Some(k) if k.same_forwarding(&rule) => {
                 log::debug!("{} repeats {} ({rule}): merged", rule.source, k.source);
@@ -215,6 +229,24 @@ mod tests {
     }
 
     #[test]
+    fn a_tcp_and_a_udp_rule_may_share_a_port() {
+        let c = build(&args(&["53:dns:53", "53:dns:53/udp"]), &[]).unwrap();
+        assert_eq!(c.rules.len(), 2);
+    }
+
+    #[test]
+    fn udp_rules_conflict_among_themselves() {
+        let msg = build(&args(&["53:a:53/udp", "0.0.0.0:53:b:53/udp"]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("different targets"), "{msg}");
+        let msg = build(&args(&["53:a:53/udp", "127.0.0.1:53:a:53/udp"]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("overlapping"), "{msg}");
+    }
+
+    #[test]
     fn overlapping_listen_addresses_conflict() {
         for pair in [
             ["6379:a:1", "127.0.0.1:6379:a:1"],
@@ -258,6 +290,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_secs(10));
         assert_eq!(c.idle_timeout, None);
         assert_eq!(c.max_conns, 4096);
+        assert_eq!(c.udp_timeout, Duration::from_secs(60));
     }
 
     #[test]

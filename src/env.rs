@@ -1,15 +1,16 @@
 //! Rules from environment variables in the classic ambassador form,
 //! `<NAME>_PORT_<P>_TCP=tcp://<HOST>:<PORT>`, as Docker's legacy links and
-//! Kubernetes write them. Pure: the caller reads the environment and passes
+//! Kubernetes write them, and their UDP twin `<NAME>_PORT_<P>_UDP=udp://...`. Pure: the caller reads the environment and passes
 //! the pairs in, so every case is testable without touching the process.
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::error::Error;
-use crate::rule::{parse_port, parse_target, Rule, Source, Target};
+use crate::rule::{parse_port, parse_target, Proto, Rule, Source, Target};
 
-/// Turns every link-style variable into a rule listening on 0.0.0.0:P.
+/// Turns every link-style variable into a rule listening on 0.0.0.0:P, TCP
+/// or UDP as the name ends.
 ///
 /// Variables whose name contains `_ENV_` are a linked container's own
 /// environment, not links, and are skipped. Where Docker wrote a sibling
@@ -19,7 +20,7 @@ use crate::rule::{parse_port, parse_target, Rule, Source, Target};
 pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
     let mut rules = Vec::new();
     for (name, value) in vars {
-        let Some((prefix, port_text)) = split_link_name(name) else {
+        let Some((prefix, port_text, proto)) = split_link_name(name) else {
             continue;
         };
         if name.contains("_ENV_") {
@@ -32,11 +33,13 @@ pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
             reason,
         };
         let port = parse_port(port_text, "the port in the name").map_err(bad)?;
+        let scheme = scheme(proto);
         let address = value
-            .strip_prefix("tcp://")
-            .ok_or_else(|| "expected tcp://HOST:PORT".to_string())
+            .strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix("://"))
+            .ok_or_else(String::new)
             .and_then(parse_target)
-            .map_err(|reason| bad(expected_form(reason)))?;
+            .map_err(|reason| bad(expected_form(scheme, reason)))?;
         let mut targets = Vec::with_capacity(2);
         if let Some(alias) = link_alias(vars, prefix, address.port) {
             targets.push(alias);
@@ -46,6 +49,7 @@ pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
         }
         rules.push(Rule {
             listen: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+            proto,
             targets,
             source: Source::Variable(name.clone()),
         });
@@ -77,24 +81,34 @@ pub fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn expected_form(reason: String) -> String {
-    if reason.starts_with("expected tcp://") {
-        reason
-    } else {
-        format!("expected tcp://HOST:PORT ({reason})")
+fn scheme(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
     }
 }
 
-/// `REDIS_PORT_6379_TCP` -> `("REDIS", "6379")`. Like the classic sed script,
-/// the longest prefix wins. None for names of any other shape.
-fn split_link_name(name: &str) -> Option<(&str, &str)> {
-    let stem = name.strip_suffix("_TCP")?;
+/// "expected tcp://HOST:PORT", with the parser's reason when it had one.
+fn expected_form(scheme: &str, reason: String) -> String {
+    match reason.is_empty() {
+        true => format!("expected {scheme}://HOST:PORT"),
+        false => format!("expected {scheme}://HOST:PORT ({reason})"),
+    }
+}
+
+/// `REDIS_PORT_6379_TCP` -> `("REDIS", "6379", Tcp)`; `_UDP` likewise. Like
+/// the classic sed script, the longest prefix wins. None for other shapes.
+fn split_link_name(name: &str) -> Option<(&str, &str, Proto)> {
+    let (stem, proto) = match name.strip_suffix("_TCP") {
+        Some(stem) => (stem, Proto::Tcp),
+        None => (name.strip_suffix("_UDP")?, Proto::Udp),
+    };
     let at = stem.rfind("_PORT_")?;
     let port = &stem[at + "_PORT_".len()..];
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((&stem[..at], port))
+    Some((&stem[..at], port, proto))
 }
 
 /// The alias Docker wrote in `<prefix>_NAME=/<parent>/<alias>`, as a target.
@@ -193,9 +207,48 @@ mod tests {
             ("REDIS_PORT_6379_TCP_ADDR", "1.2.3.4"),
             ("REDIS_PORT_X_TCP", "tcp://1.2.3.4:1"),
             ("REDIS_PORT__TCP", "tcp://1.2.3.4:1"),
-            ("REDIS_PORT_6379_UDP", "udp://1.2.3.4:6379"),
         ]);
         assert!(rules_from_env(&env).unwrap().is_empty());
+    }
+
+    #[test]
+    fn udp_link_variables_are_udp_rules() {
+        // What `docker run --link dns:dns` writes for an image that exposes 53/udp.
+        let env = vars(&[
+            ("DNS_NAME", "/me/dns"),
+            ("DNS_PORT_53_UDP", "udp://172.17.0.3:53"),
+            ("DNS_PORT_53_UDP_ADDR", "172.17.0.3"),
+            ("DNS_PORT_53_UDP_PROTO", "udp"),
+            ("STATSD_PORT_8125_UDP", "udp://10.0.0.4:8125"),
+        ]);
+        assert_eq!(
+            shown(&rules_from_env(&env).unwrap()),
+            [
+                "0.0.0.0:53:dns:53,172.17.0.3:53/udp variable DNS_PORT_53_UDP",
+                "0.0.0.0:8125:10.0.0.4:8125/udp variable STATSD_PORT_8125_UDP",
+            ]
+        );
+    }
+
+    #[test]
+    fn skips_forwarded_udp_env_vars() {
+        let env = vars(&[("A_ENV_B_PORT_53_UDP", "junk")]);
+        assert!(rules_from_env(&env).unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_udp_values_name_the_variable() {
+        for value in [
+            "",
+            "tcp://1.2.3.4:53",
+            "udp://",
+            "udp://x",
+            "udp:/1.2.3.4:53",
+        ] {
+            let msg = error_for("DNS_PORT_53_UDP", value);
+            assert!(msg.starts_with("variable DNS_PORT_53_UDP="), "{msg}");
+            assert!(msg.contains("expected udp://HOST:PORT"), "{msg}");
+        }
     }
 
     #[test]

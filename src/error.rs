@@ -6,6 +6,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::rule::Proto;
+
 /// Everything that stops ambassador before or while it starts serving.
 #[derive(Debug)]
 pub enum Error {
@@ -34,7 +36,11 @@ pub enum Error {
     /// Neither arguments nor the environment gave a rule.
     NoRules,
     /// A listen address that could not be bound (in use, no permission...).
-    Bind { addr: SocketAddr, source: io::Error },
+    Bind {
+        addr: SocketAddr,
+        proto: Proto,
+        source: io::Error,
+    },
     /// The signal mask could not be set up.
     Signals(io::Error),
     /// An accept thread could not be started.
@@ -97,7 +103,14 @@ impl fmt::Display for Error {
                  or set a variable such as REDIS_PORT_6379_TCP=tcp://redis:6379 \
                  (see 'ambassador --help')"
             ),
-            Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::Bind {
+                addr,
+                proto,
+                source,
+            } => {
+                let suffix = if *proto == Proto::Udp { "/udp" } else { "" };
+                write!(f, "cannot listen on {addr}{suffix}: {source}")
+            }
             Error::Signals(source) => write!(f, "cannot block SIGTERM and SIGINT: {source}"),
             Error::Thread(source) => write!(f, "cannot start a thread: {source}"),
         }

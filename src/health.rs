@@ -1,6 +1,8 @@
 //! --healthcheck, for HEALTHCHECK in an image with no shell: for each rule,
 //! connect to its listen port on loopback (or on its own address) and to
-//! one of its targets, and print one line per rule.
+//! one of its targets, and print one line per rule. UDP has no handshake:
+//! for a UDP rule, the port must be held by a UDP socket (binding it here
+//! fails) and a target name must resolve.
 //!
 //! Docker runs a HEALTHCHECK command with the container's environment but
 //! not with its CMD arguments, so with no RULE arguments of its own the
@@ -9,14 +11,14 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::connect::connect_target;
+use crate::connect::{connect_target, resolve};
 use crate::env;
-use crate::rule::Rule;
+use crate::rule::{Proto, Rule};
 
 /// Probes every rule, writes a line for each; true if every rule passed.
 pub fn run(config: &Config, out: &mut impl Write) -> io::Result<bool> {
@@ -44,6 +46,9 @@ pub fn probe_address(listen: SocketAddr) -> SocketAddr {
 }
 
 fn probe(rule: &Rule, config: &Config) -> (bool, String) {
+    if rule.proto == Proto::Udp {
+        return probe_udp(rule);
+    }
     let at = probe_address(rule.listen);
     let (listening, listen_text) = match TcpStream::connect_timeout(&at, config.connect_timeout) {
         Ok(_) => (true, format!("listening at {at}")),
@@ -64,6 +69,33 @@ fn probe(rule: &Rule, config: &Config) -> (bool, String) {
     (
         false,
         format!("{listen_text}; no target answers ({})", failures.join("; ")),
+    )
+}
+
+fn probe_udp(rule: &Rule) -> (bool, String) {
+    let (held, held_text) = match UdpSocket::bind(rule.listen) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            (true, format!("{} is held", rule.listen))
+        }
+        Err(e) => (false, format!("cannot check {}: {e}", rule.listen)),
+        Ok(_) => (false, format!("nothing holds {}", rule.listen)),
+    };
+    let mut failures = Vec::new();
+    for target in &rule.targets {
+        match resolve(target).map(|mut addrs| addrs.next()) {
+            Ok(Some(addr)) => {
+                return (
+                    held,
+                    format!("{held_text}; target {target} resolves to {addr}"),
+                );
+            }
+            Ok(None) => failures.push(format!("{target}: no address")),
+            Err(e) => failures.push(format!("{target}: {e}")),
+        }
+    }
+    (
+        false,
+        format!("{held_text}; no target resolves ({})", failures.join("; ")),
     )
 }
 

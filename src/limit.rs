@@ -59,6 +59,18 @@ impl Limit {
         }
     }
 
+    /// Takes a slot if one is free now, without waiting.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        let mut open = self.count();
+        if *open >= self.max {
+            return None;
+        }
+        *open += 1;
+        Some(Permit {
+            limit: Arc::clone(self),
+        })
+    }
+
     /// How many slots are taken now.
     pub fn open(&self) -> usize {
         *self.count()
@@ -111,6 +123,15 @@ mod tests {
         assert!(!waiter.is_finished(), "acquire did not wait");
         drop(held);
         assert_eq!(waiter.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn try_acquire_gives_up_at_the_cap() {
+        let limit = Limit::new(1);
+        let held = limit.try_acquire().expect("a free slot");
+        assert!(limit.try_acquire().is_none());
+        drop(held);
+        assert!(limit.try_acquire().is_some());
     }
 
     #[test]

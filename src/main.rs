@@ -21,9 +21,11 @@ mod pool;
 mod relay;
 mod rule;
 mod server;
+mod session;
 mod stats;
 #[cfg(target_os = "linux")]
 mod sys;
+mod udp;
 
 use std::ffi::OsString;
 use std::io::{self, Write};

@@ -1,5 +1,5 @@
 //! Plain data for what ambassador forwards: a `Rule` listens on one address
-//! and forwards to `Target`s tried in order. Parsing one RULE string lives here;
+//! (TCP or UDP) and forwards to `Target`s tried in order. Parsing one RULE string lives here;
 //! `Display` writes a rule back in the same syntax, so `--check` output can be
 //! pasted back as arguments. Nothing here touches the network.
 
@@ -7,12 +7,21 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The syntax of a RULE, repeated in error messages.
-pub const RULE_SYNTAX: &str = "expected [LISTEN_HOST:]LISTEN_PORT:HOST:PORT[,HOST:PORT...]";
+pub const RULE_SYNTAX: &str =
+    "expected [LISTEN_HOST:]LISTEN_PORT:HOST:PORT[,HOST:PORT...][/tcp|/udp]";
+
+/// The transport a rule forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
 
 /// One forwarding rule: where to listen and whom to forward to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub listen: SocketAddr,
+    pub proto: Proto,
     /// Never empty; tried in order for each new connection.
     pub targets: Vec<Target>,
     pub source: Source,
@@ -38,13 +47,29 @@ pub enum Source {
 impl Rule {
     /// True when both rules would do the same thing, wherever they came from.
     pub fn same_forwarding(&self, other: &Rule) -> bool {
-        self.listen == other.listen && self.targets == other.targets
+        self.listen == other.listen && self.proto == other.proto && self.targets == other.targets
     }
 }
 
-/// Parses `[LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET...]` into the listen
-/// address and the targets. The error says what was expected.
-pub fn parse_rule(text: &str) -> Result<(SocketAddr, Vec<Target>), String> {
+/// Parses `[LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET...][/tcp|/udp]` into
+/// the listen address, the targets and the transport (TCP without a
+/// suffix, as Docker's `-p` reads it). The error says what was expected.
+pub fn parse_rule(text: &str) -> Result<(SocketAddr, Vec<Target>, Proto), String> {
+    let (text, proto) = match text.rsplit_once('/') {
+        None => (text, Proto::Tcp),
+        Some((rule, "tcp")) => (rule, Proto::Tcp),
+        Some((rule, "udp")) => (rule, Proto::Udp),
+        Some((_, other)) => {
+            return Err(format!(
+                "protocol {other:?}: expected /tcp or /udp at the end of the rule"
+            ))
+        }
+    };
+    let (listen, targets) = parse_addresses(text)?;
+    Ok((listen, targets, proto))
+}
+
+fn parse_addresses(text: &str) -> Result<(SocketAddr, Vec<Target>), String> {
     let mut parts = text.split(',');
     // split always yields at least one part, even for "".
     let first = parts.next().unwrap_or_default();
@@ -196,7 +221,10 @@ impl fmt::Display for Rule {
             let sep = if i == 0 { ':' } else { ',' };
             write!(f, "{sep}{target}")?;
         }
-        Ok(())
+        match self.proto {
+            Proto::Tcp => Ok(()),
+            Proto::Udp => write!(f, "/udp"),
+        }
     }
 }
 
@@ -226,28 +254,28 @@ mod tests {
 
     #[test]
     fn port_and_target_listens_on_all_ipv4() {
-        let (addr, targets) = parse_rule("6379:192.168.1.52:6379").unwrap();
+        let (addr, targets, _) = parse_rule("6379:192.168.1.52:6379").unwrap();
         assert_eq!(addr, listen("0.0.0.0:6379"));
         assert_eq!(targets, vec![target("192.168.1.52", 6379)]);
     }
 
     #[test]
     fn listen_host_and_name_target() {
-        let (addr, targets) = parse_rule("127.0.0.1:8080:web:80").unwrap();
+        let (addr, targets, _) = parse_rule("127.0.0.1:8080:web:80").unwrap();
         assert_eq!(addr, listen("127.0.0.1:8080"));
         assert_eq!(targets, vec![target("web", 80)]);
     }
 
     #[test]
     fn ipv6_on_both_sides() {
-        let (addr, targets) = parse_rule("[::]:6379:[2001:db8::5]:6379").unwrap();
+        let (addr, targets, _) = parse_rule("[::]:6379:[2001:db8::5]:6379").unwrap();
         assert_eq!(addr, listen("[::]:6379"));
         assert_eq!(targets, vec![target("2001:db8::5", 6379)]);
     }
 
     #[test]
     fn failover_list_keeps_order() {
-        let (_, targets) = parse_rule("6379:redis-a:6379,redis-b:6379,[::1]:7000").unwrap();
+        let (_, targets, _) = parse_rule("6379:redis-a:6379,redis-b:6379,[::1]:7000").unwrap();
         assert_eq!(
             targets,
             vec![
@@ -260,7 +288,7 @@ mod tests {
 
     #[test]
     fn repeated_failover_target_is_kept_once() {
-        let (_, targets) = parse_rule("1:a:1,b:2,a:1").unwrap();
+        let (_, targets, _) = parse_rule("1:a:1,b:2,a:1").unwrap();
         assert_eq!(targets, vec![target("a", 1), target("b", 2)]);
     }
 
@@ -271,14 +299,45 @@ mod tests {
             "127.0.0.1:8080:web:80",
             "[::]:6379:[2001:db8::5]:6379",
             "0.0.0.0:6379:redis-a:6379,redis-b:6379",
+            "0.0.0.0:5353:dns:53/udp",
+            "[::]:5353:[2001:db8::5]:53,dns:53/udp",
         ] {
-            let (listen, targets) = parse_rule(text).unwrap();
+            let (listen, targets, proto) = parse_rule(text).unwrap();
             let rule = Rule {
                 listen,
+                proto,
                 targets,
                 source: Source::Argument(1),
             };
             assert_eq!(rule.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn udp_and_tcp_suffixes_apply_to_the_whole_rule() {
+        let (addr, targets, proto) = parse_rule("127.0.0.1:5353:dns-a:53,dns-b:53/udp").unwrap();
+        assert_eq!(addr, listen("127.0.0.1:5353"));
+        assert_eq!(targets, vec![target("dns-a", 53), target("dns-b", 53)]);
+        assert_eq!(proto, Proto::Udp);
+        let (_, _, proto) = parse_rule("[::]:6379:[::1]:6379/tcp").unwrap();
+        assert_eq!(proto, Proto::Tcp);
+        let (_, _, proto) = parse_rule("6379:redis:6379").unwrap();
+        assert_eq!(proto, Proto::Tcp);
+    }
+
+    #[test]
+    fn rejects_bad_suffixes() {
+        for text in [
+            "1:a:1/UDP",
+            "1:a:1/",
+            "1:a:1/sctp",
+            "1:a:1/udp/udp",
+            "1:a:1/ udp",
+            "1:a/udp:1",
+            "/udp",
+            "1:a:1,/udp",
+        ] {
+            assert!(parse_rule(text).is_err(), "{text}");
         }
     }
 
@@ -348,7 +407,7 @@ mod tests {
 
     #[test]
     fn names_may_have_underscores_and_dots() {
-        let (_, targets) = parse_rule("1:my_redis.default.svc.cluster.local:6379").unwrap();
+        let (_, targets, _) = parse_rule("1:my_redis.default.svc.cluster.local:6379").unwrap();
         assert_eq!(targets[0].host, "my_redis.default.svc.cluster.local");
     }
 

@@ -1,12 +1,12 @@
 //! Listening: bind every rule's address first (so a port in use stops the
 //! start with exit 1 before anything serves), then one accept thread per
-//! rule. Each client is checked against --allow before anything else
+//! TCP rule and one receive thread per UDP rule (udp.rs). Each client is checked against --allow before anything else
 //! happens for it. Accept errors are logged and backed off, never fatal.
 //! `Running` is what main keeps: the counters, and the means to stop
 //! listening for a drain.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -18,9 +18,10 @@ use crate::error::Error;
 use crate::limit::Limit;
 use crate::pool::STACK_SIZE;
 use crate::relay::{self, Served, Timeouts};
-use crate::rule::Rule;
+use crate::rule::{Proto, Rule};
 use crate::stats::Stats;
 use crate::sys;
+use crate::udp::{self, UdpRule};
 
 /// Accept backlog asked of the kernel (capped by net.core.somaxconn): clients
 /// beyond --max-conns wait here.
@@ -33,50 +34,77 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// The served rules, while they run.
 pub struct Running {
-    rules: Vec<Arc<Served>>,
+    /// Every rule's counters, in the configuration's order.
+    counters: Vec<(Rule, Arc<Stats>)>,
     listeners: Vec<Arc<TcpListener>>,
+    udp: Vec<Arc<UdpRule>>,
     limit: Arc<Limit>,
+}
+
+/// Whether listening has stopped for good.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
 }
 
 impl Running {
     /// Logs one line of counters per rule.
     pub fn log_counters(&self) {
-        for served in &self.rules {
-            log::info!("rule {}: {}", served.rule, served.stats.summary());
+        for (rule, stats) in &self.counters {
+            log::info!("rule {rule}: {}", stats.summary(rule.proto == Proto::Udp));
         }
     }
 
-    /// Connections open now, all rules together (those still connecting
-    /// to a target included).
+    /// TCP connections open now, all rules together (those still
+    /// connecting to a target included); UDP sessions are not waited for.
     pub fn open(&self) -> usize {
-        self.limit.open()
+        let sessions: usize = self.udp.iter().map(|u| u.sessions()).sum();
+        self.limit.open().saturating_sub(sessions)
     }
 
-    /// Closes every listener at once: new clients are refused, and every
-    /// accept thread ends.
+    /// Closes every listener at once: new TCP clients are refused, every
+    /// accept and receive thread ends.
     pub fn stop_listening(&self) {
         STOPPING.store(true, Ordering::SeqCst);
-        for listener in &self.listeners {
-            if let Err(e) = sys::stop_listening(listener.as_ref()) {
+        let tcp = self
+            .listeners
+            .iter()
+            .map(|l| sys::stop_listening(l.as_ref()));
+        let udp = self.udp.iter().map(|u| sys::stop_listening(&u.socket));
+        for result in tcp.chain(udp) {
+            if let Err(e) = result {
                 log::warn!("cannot stop listening: {e}");
             }
         }
     }
 }
 
-/// Binds all listeners, then starts their accept threads. Returns once every
-/// rule is being served; the threads run until listening stops.
+/// A bound listen address, before its thread starts.
+enum Bound {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+fn bind(rule: &Rule) -> Result<Bound, Error> {
+    if rule.proto == Proto::Udp {
+        return udp::bind(rule).map(Bound::Udp);
+    }
+    let listener = TcpListener::bind(rule.listen).map_err(|source| Error::Bind {
+        addr: rule.listen,
+        proto: Proto::Tcp,
+        source,
+    })?;
+    if let Err(e) = sys::set_backlog(&listener, BACKLOG) {
+        log::debug!("{}: cannot raise the listen backlog: {e}", rule.listen);
+    }
+    Ok(Bound::Tcp(listener))
+}
+
+/// Binds all listen addresses, then starts their threads. Returns once
+/// every rule is being served; the threads run until listening stops.
 pub fn start(config: &Config) -> Result<Running, Error> {
     let mut bound = Vec::with_capacity(config.rules.len());
     for rule in &config.rules {
-        let listener = TcpListener::bind(rule.listen).map_err(|source| Error::Bind {
-            addr: rule.listen,
-            source,
-        })?;
-        if let Err(e) = sys::set_backlog(&listener, BACKLOG) {
-            log::debug!("{}: cannot raise the listen backlog: {e}", rule.listen);
-        }
-        bound.push((rule.clone(), Arc::new(listener)));
+        bound.push((rule.clone(), bind(rule)?));
     }
     let limit = Limit::new(config.max_conns);
     let timeouts = Timeouts {
@@ -88,34 +116,55 @@ pub fn start(config: &Config) -> Result<Running, Error> {
     }
     let allow = Arc::new(config.allow.clone());
     let mut running = Running {
-        rules: Vec::new(),
+        counters: Vec::new(),
         listeners: Vec::new(),
+        udp: Vec::new(),
         limit: Arc::clone(&limit),
     };
-    for (rule, listener) in bound {
+    for (rule, socket) in bound {
         log::info!(
-            "listening on {}, forwarding to {} ({})",
+            "listening on {}{}, forwarding to {} ({})",
             rule.listen,
+            if rule.proto == Proto::Udp { "/udp" } else { "" },
             targets(&rule),
             rule.source
         );
-        let served = Arc::new(Served {
-            rule,
-            stats: Arc::new(Stats::default()),
-            timeouts,
-        });
-        let accept = Accept {
-            served: Arc::clone(&served),
-            listener: Arc::clone(&listener),
-            limit: Arc::clone(&limit),
-            allow: Arc::clone(&allow),
-        };
-        thread::Builder::new()
-            .stack_size(STACK_SIZE)
-            .spawn(move || accept.run())
-            .map_err(Error::Thread)?;
-        running.rules.push(served);
-        running.listeners.push(listener);
+        let spawn = thread::Builder::new().stack_size(STACK_SIZE);
+        match socket {
+            Bound::Tcp(listener) => {
+                let listener = Arc::new(listener);
+                let served = Arc::new(Served {
+                    rule: rule.clone(),
+                    stats: Arc::new(Stats::default()),
+                    timeouts,
+                });
+                running.counters.push((rule, Arc::clone(&served.stats)));
+                let accept = Accept {
+                    served,
+                    listener: Arc::clone(&listener),
+                    limit: Arc::clone(&limit),
+                    allow: Arc::clone(&allow),
+                };
+                spawn.spawn(move || accept.run()).map_err(Error::Thread)?;
+                running.listeners.push(listener);
+            }
+            Bound::Udp(socket) => {
+                let udp = UdpRule::new(
+                    rule.clone(),
+                    socket,
+                    config.udp_timeout,
+                    Arc::clone(&allow),
+                    Arc::clone(&limit),
+                );
+                let udp = Arc::new(udp);
+                running.counters.push((rule, Arc::clone(&udp.stats)));
+                let receiving = Arc::clone(&udp);
+                spawn
+                    .spawn(move || receiving.run(stopping))
+                    .map_err(Error::Thread)?;
+                running.udp.push(udp);
+            }
+        }
     }
     Ok(running)
 }
@@ -140,7 +189,7 @@ impl Accept {
         loop {
             self.limit.wait_for_room();
             let accepted = self.listener.accept();
-            if STOPPING.load(Ordering::SeqCst) {
+            if stopping() {
                 // A client that slipped in as listening stopped is refused too.
                 if let Ok((client, _)) = accepted {
                     reset(client);

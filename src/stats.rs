@@ -15,8 +15,10 @@ pub struct Stats {
     served: AtomicU64,
     /// Clients turned away by --allow.
     denied: AtomicU64,
-    /// Clients for which no target answered (or, for UDP, over --max-conns).
+    /// Clients for which no target answered.
     failed: AtomicU64,
+    /// UDP datagrams dropped because they would open a session over --max-conns.
+    over_cap: AtomicU64,
     /// Bytes delivered, by `Direction`.
     bytes: [AtomicU64; 2],
 }
@@ -41,14 +43,23 @@ impl Stats {
         self.failed.fetch_add(1, Relaxed);
     }
 
+    pub fn over_cap(&self) {
+        self.over_cap.fetch_add(1, Relaxed);
+    }
+
     pub fn delivered(&self, dir: Direction, n: usize) {
         self.bytes[dir as usize].fetch_add(n as u64, Relaxed);
     }
 
-    /// The counters as one log line's tail.
-    pub fn summary(&self) -> String {
+    /// The counters as one log line's tail; a UDP rule's also tells the
+    /// datagrams dropped over --max-conns.
+    pub fn summary(&self, udp: bool) -> String {
+        let over_cap = match udp {
+            true => format!(", over cap {}", self.over_cap.load(Relaxed)),
+            false => String::new(),
+        };
         format!(
-            "open {}, served {}, denied {}, no target {}, bytes up {}, bytes down {}",
+            "open {}, served {}, denied {}, no target {}, bytes up {}, bytes down {}{over_cap}",
             self.open.load(Relaxed),
             self.served.load(Relaxed),
             self.denied.load(Relaxed),
@@ -75,9 +86,14 @@ mod tests {
         stats.delivered(Direction::Up, 10);
         stats.delivered(Direction::Down, 7);
         stats.delivered(Direction::Up, 5);
+        stats.over_cap();
         assert_eq!(
-            stats.summary(),
+            stats.summary(false),
             "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7"
+        );
+        assert_eq!(
+            stats.summary(true),
+            "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7, over cap 1"
         );
     }
 }

@@ -3,11 +3,11 @@
 //! (echo, scripted, refusing, silent), payloads, and /proc readings.
 //! Every socket made here has timeouts, so a bug fails a test instead of
 //! hanging it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 /// The product's own socket calls (SO_LINGER 0, the listen backlog), so the
 /// tests use the same constants and checks as the binary.
-#[path = "../../src/sys.rs"]
+#[path = "../../src/sys/mod.rs"]
 mod sys;
 
 use std::fs::{self, File};

@@ -1,0 +1,234 @@
+//! One UDP session: a client address, a socket connected to the rule's
+//! current target, and a reply thread that carries the target's datagrams
+//! back to the client from the address the client wrote to. The session ends
+//! after --udp-timeout with no datagram either way, or when no target of the
+//! list is left; ECONNREFUSED (the target's port is closed) moves it on to
+//! the next target. The receive side (udp.rs) forwards the client's
+//! datagrams with `forward`.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::connect::resolve;
+use crate::limit::Permit;
+use crate::sys::{self, Arrival};
+use crate::udp::UdpRule;
+
+/// The largest datagram that can arrive (65,535 less the UDP header);
+/// buffers this size never truncate one.
+pub const MAX_DATAGRAM: usize = 65_536;
+
+/// A client's session with the rule's targets.
+pub struct Session {
+    pub client: SocketAddr,
+    /// Where the client's datagrams arrived, on a wildcard listener.
+    arrival: Option<Arrival>,
+    socket: UdpSocket,
+    /// The index of the current target in the rule's list, and its address.
+    target: Mutex<(usize, SocketAddr)>,
+    started: Instant,
+    /// Milliseconds since `started` at the last datagram either way;
+    /// written under the session table's lock (see udp.rs).
+    pub last_ms: AtomicU64,
+    /// [datagrams up, bytes up, datagrams down, bytes down]
+    counts: [AtomicU64; 4],
+    _permit: Permit,
+}
+
+impl Session {
+    /// Connects a new session to the first target of `rule` that resolves,
+    /// starting at `first`; None (with a warning) if none does.
+    pub fn open(
+        rule: &UdpRule,
+        client: SocketAddr,
+        arrival: Option<Arrival>,
+        permit: Permit,
+    ) -> Option<Session> {
+        let (index, socket, addr) = connect_from(rule, 0)?;
+        Some(Session {
+            client,
+            arrival,
+            socket,
+            target: Mutex::new((index, addr)),
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            counts: Default::default(),
+            _permit: permit,
+        })
+    }
+
+    pub fn target_addr(&self) -> SocketAddr {
+        self.lock_target().1
+    }
+
+    fn lock_target(&self) -> std::sync::MutexGuard<'_, (usize, SocketAddr)> {
+        // A plain pair: usable even if a holder panicked.
+        self.target.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the session active now; the caller holds the table's lock.
+    pub fn touch(&self) {
+        self.last_ms
+            .fetch_max(self.started.elapsed().as_millis() as u64, Relaxed);
+    }
+
+    /// True once nothing moved either way for `timeout`.
+    pub fn expired(&self, timeout: Duration) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_ms.load(Relaxed)) >= timeout.as_millis() as u64
+    }
+
+    /// Sends a client's datagram to the target; a refusal reported by the
+    /// previous one moves the session to the next target and sends it there.
+    pub fn forward(&self, rule: &UdpRule, datagram: &[u8]) {
+        let mut sent = self.socket.send(datagram);
+        if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused) {
+            if !self.fail_over(rule) {
+                return;
+            }
+            sent = self.socket.send(datagram);
+        }
+        match sent {
+            Ok(n) => {
+                self.counts[0].fetch_add(1, Relaxed);
+                self.counts[1].fetch_add(n as u64, Relaxed);
+                rule.stats.delivered(crate::conn::Direction::Up, n);
+            }
+            Err(e) => log::debug!(
+                "{} -> {}: datagram not sent: {e}",
+                self.client,
+                self.target_addr()
+            ),
+        }
+    }
+
+    /// Moves to the next target that resolves, with a warning for the one
+    /// that refused; false when the list is exhausted.
+    fn fail_over(&self, rule: &UdpRule) -> bool {
+        let mut target = self.lock_target();
+        let refused = &rule.rule.targets[target.0];
+        log::warn!(
+            "rule {}: target {refused} refused (port unreachable at {}); trying the next target",
+            rule.rule,
+            target.1
+        );
+        for index in target.0 + 1..rule.rule.targets.len() {
+            match resolve_first(rule, index)
+                .and_then(|addr| self.socket.connect(addr).map(|()| addr))
+            {
+                Ok(addr) => {
+                    *target = (index, addr);
+                    return true;
+                }
+                Err(e) => log::warn!(
+                    "rule {}: target {} failed: {e}",
+                    rule.rule,
+                    rule.rule.targets[index]
+                ),
+            }
+        }
+        false
+    }
+
+    /// The reply thread: carries the target's datagrams to the client until
+    /// the session expires or no target is left; then leaves the table.
+    pub fn reply_loop(self: Arc<Session>, rule: Arc<UdpRule>) {
+        let tick = (rule.timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let why = match self.socket.set_read_timeout(Some(tick)) {
+            Ok(()) => self.replies(&rule),
+            Err(e) => format!("cannot set a timeout: {e}"),
+        };
+        rule.forget(&self);
+        let c = |i: usize| self.counts[i].load(Relaxed);
+        log::debug!(
+            "{} -> {}: UDP session closed after {:.3}s, {} datagrams ({} bytes) up, {} datagrams ({} bytes) down, {why}",
+            self.client,
+            self.target_addr(),
+            self.started.elapsed().as_secs_f64(),
+            c(0),
+            c(1),
+            c(2),
+            c(3),
+        );
+    }
+
+    /// Relays replies; returns why the session ended.
+    fn replies(self: &Arc<Self>, rule: &UdpRule) -> String {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            match self.socket.recv(&mut buf) {
+                Ok(n) => {
+                    rule.touch(self);
+                    match sys::send_from(&rule.socket, &buf[..n], self.client, self.arrival) {
+                        Ok(_) => {
+                            self.counts[2].fetch_add(1, Relaxed);
+                            self.counts[3].fetch_add(n as u64, Relaxed);
+                            rule.stats.delivered(crate::conn::Direction::Down, n);
+                        }
+                        Err(e) => log::debug!("{}: reply not sent: {e}", self.client),
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if rule.expire(self) {
+                        return format!("idle for {:.3}s", rule.timeout.as_secs_f64());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    if !self.fail_over(rule) {
+                        rule.stats.failed();
+                        log::warn!(
+                            "rule {}: no target answered; ending the session of {}",
+                            rule.rule,
+                            self.client
+                        );
+                        return "no target answered".into();
+                    }
+                }
+                Err(e) => return format!("target read: {e}"),
+            }
+        }
+    }
+}
+
+/// A socket connected to the first target from `first` on that resolves.
+fn connect_from(rule: &UdpRule, first: usize) -> Option<(usize, UdpSocket, SocketAddr)> {
+    for index in first..rule.rule.targets.len() {
+        let attempt = resolve_first(rule, index).and_then(|addr| {
+            let local: SocketAddr = match addr {
+                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            let socket = UdpSocket::bind(local)?;
+            socket.connect(addr)?;
+            Ok((index, socket, addr))
+        });
+        match attempt {
+            Ok(found) => return Some(found),
+            Err(e) => log::warn!(
+                "rule {}: target {} failed: {e}",
+                rule.rule,
+                rule.rule.targets[index]
+            ),
+        }
+    }
+    None
+}
+
+/// The first address target `index` of the rule resolves to now.
+fn resolve_first(rule: &UdpRule, index: usize) -> io::Result<SocketAddr> {
+    let target = &rule.rule.targets[index];
+    let addr = resolve(target)?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+    log::trace!("{target} at {addr}");
+    Ok(addr)
+}

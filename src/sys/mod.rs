@@ -1,0 +1,42 @@
+//! The only unsafe code: the few libc calls std does not wrap. Blocking
+//! SIGTERM, SIGINT and SIGUSR1 and waiting for them in one thread (so that
+//! ambassador exits cleanly even as PID 1, where a signal with no handler is
+//! dropped), SO_LINGER 0 (so a close sends a reset), aborting a TCP
+//! connection in place (so a thread blocked on it wakes up without the fd
+//! being closed under it), shutting a listener so that its accept
+//! thread wakes, and UDP datagrams with the address they were sent to
+//! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address.
+//! Both glibc and musl provide these symbols.
+//!
+//! The constants below are Linux's (the same on every Linux architecture
+//! that ambassador builds for); other systems number them differently.
+#![allow(unsafe_code)]
+
+#[cfg(target_endian = "big")]
+compile_error!("src/sys/signals.rs: Timespec assumes a little-endian target");
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "src/sys uses Linux's socket and signal constants and the AF_UNSPEC abort: \
+     ambassador builds for Linux only"
+);
+
+mod datagram;
+mod signals;
+mod socket;
+
+pub use datagram::{recv_with_arrival, send_from, want_arrival, Arrival};
+pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
+pub use socket::{abort, reset_all_on_exit, set_backlog, set_linger_zero, stop_listening};
+
+use std::io;
+use std::os::raw::c_int;
+
+/// A libc return code that sets errno on failure, as an io::Result.
+fn check(rc: c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

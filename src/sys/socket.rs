@@ -1,0 +1,115 @@
+//! TCP sockets: SO_LINGER 0 (a close sends a reset), aborting a connection
+//! in place, the listen backlog, and stopping a listener in place.
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::AsRawFd;
+use std::os::raw::{c_int, c_void};
+
+use super::check;
+
+const SOL_SOCKET: c_int = 1;
+const SO_LINGER: c_int = 13;
+const AF_UNSPEC: u16 = 0;
+const SHUT_RD: c_int = 0;
+
+#[repr(C)]
+struct Linger {
+    l_onoff: c_int,
+    l_linger: c_int,
+}
+
+#[repr(C)]
+struct SockAddr {
+    sa_family: u16,
+    sa_data: [u8; 14],
+}
+
+extern "C" {
+    pub(super) fn setsockopt(
+        fd: c_int,
+        level: c_int,
+        name: c_int,
+        value: *const c_void,
+        len: u32,
+    ) -> c_int;
+    fn connect(fd: c_int, addr: *const SockAddr, len: u32) -> c_int;
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
+    fn shutdown(fd: c_int, how: c_int) -> c_int;
+}
+
+/// Makes the next close of this socket send a reset instead of a FIN.
+pub fn set_linger_zero(socket: &impl AsRawFd) -> io::Result<()> {
+    let linger = Linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the fd is open for the lifetime of the borrow; the option value
+    // points at a live `struct linger` of the length passed.
+    let rc = unsafe {
+        setsockopt(
+            socket.as_raw_fd(),
+            SOL_SOCKET,
+            SO_LINGER,
+            (&linger as *const Linger).cast(),
+            size_of::<Linger>() as u32,
+        )
+    };
+    check(rc)
+}
+
+/// Sets SO_LINGER 0 on every socket this process has open, so that exiting
+/// resets relayed connections instead of closing them with a FIN that would
+/// make a cut stream look complete. Not a socket: setsockopt fails, ignored.
+pub fn reset_all_on_exit() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for fd in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<c_int>().ok())
+    {
+        if fd > 2 {
+            let _ = set_linger_zero(&RawSocket(fd));
+        }
+    }
+}
+
+/// A descriptor number read from /proc/self/fd, borrowed only while open.
+struct RawSocket(c_int);
+
+impl AsRawFd for RawSocket {
+    fn as_raw_fd(&self) -> c_int {
+        self.0
+    }
+}
+
+/// Aborts a TCP connection without closing its fd: Linux sends a reset,
+/// drops what was queued, and wakes every thread blocked reading or writing
+/// it with an error (connect(2) with AF_UNSPEC "dissolves the association").
+pub fn abort(socket: &impl AsRawFd) -> io::Result<()> {
+    let addr = SockAddr {
+        sa_family: AF_UNSPEC,
+        sa_data: [0; 14],
+    };
+    // SAFETY: the fd is open for the lifetime of the borrow; `addr` is a
+    // valid sockaddr of the length passed.
+    let rc = unsafe { connect(socket.as_raw_fd(), &addr, size_of::<SockAddr>() as u32) };
+    check(rc)
+}
+
+/// Sets the accept backlog of a listening socket; Linux caps it at
+/// net.core.somaxconn.
+pub fn set_backlog(listener: &impl AsRawFd, backlog: c_int) -> io::Result<()> {
+    // SAFETY: the fd is a bound, listening socket open for the borrow; calling
+    // listen again only changes its backlog.
+    check(unsafe { listen(listener.as_raw_fd(), backlog) })
+}
+
+/// Stops a listening socket in place: the kernel refuses new clients at
+/// once and resets those queued but not accepted, and a thread blocked in
+/// accept() on it wakes with an error. The fd stays open until dropped.
+pub fn stop_listening(listener: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: the fd is open for the lifetime of the borrow.
+    check(unsafe { shutdown(listener.as_raw_fd(), SHUT_RD) })
+}

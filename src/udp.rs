@@ -1,0 +1,207 @@
+//! UDP rules: one receive thread per rule reads every datagram that comes
+//! to the listen address and hands it to its client's session (session.rs),
+//! opening one for a new client address: --allow first, then a slot under
+//! --max-conns (none free: the datagram is dropped and counted), then a
+//! socket connected to the first target that resolves and a reply thread.
+//! The session table is shared with the reply threads, which take their
+//! session out of it when it expires; a datagram's arrival is noted under
+//! the same lock, so a session never expires under a datagram on its way.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use crate::allow::AllowList;
+use crate::error::Error;
+use crate::limit::Limit;
+use crate::pool::Pool;
+use crate::rule::{Proto, Rule};
+use crate::session::{Session, MAX_DATAGRAM};
+use crate::stats::Stats;
+use crate::sys::{self, Arrival};
+
+/// A UDP rule being served.
+pub struct UdpRule {
+    pub rule: Rule,
+    pub stats: Arc<Stats>,
+    /// The listening socket; replies leave through it too.
+    pub socket: UdpSocket,
+    /// --udp-timeout
+    pub timeout: Duration,
+    /// Listening on 0.0.0.0 or [::]: replies need the arrival address.
+    wildcard: bool,
+    allow: Arc<AllowList>,
+    limit: Arc<Limit>,
+    sessions: Mutex<HashMap<SocketAddr, Arc<Session>>>,
+}
+
+/// Binds a UDP rule's listen address, asking for each datagram's arrival
+/// address when it is a wildcard.
+pub fn bind(rule: &Rule) -> Result<UdpSocket, Error> {
+    let bind_error = |source| Error::Bind {
+        addr: rule.listen,
+        proto: Proto::Udp,
+        source,
+    };
+    let socket = UdpSocket::bind(rule.listen).map_err(bind_error)?;
+    if rule.listen.ip().is_unspecified() {
+        sys::want_arrival(&socket, rule.listen.is_ipv6()).map_err(bind_error)?;
+    }
+    Ok(socket)
+}
+
+impl UdpRule {
+    pub fn new(
+        rule: Rule,
+        socket: UdpSocket,
+        timeout: Duration,
+        allow: Arc<AllowList>,
+        limit: Arc<Limit>,
+    ) -> UdpRule {
+        UdpRule {
+            wildcard: rule.listen.ip().is_unspecified(),
+            rule,
+            stats: Arc::new(Stats::default()),
+            socket,
+            timeout,
+            allow,
+            limit,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, HashMap<SocketAddr, Arc<Session>>> {
+        // Nothing panics under this lock; the map stays usable if it did.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The receive thread, until listening stops.
+    pub fn run(self: Arc<Self>, stopping: impl Fn() -> bool) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut pause = Duration::ZERO;
+        loop {
+            let received = match self.wildcard {
+                true => sys::recv_with_arrival(&self.socket, &mut buf),
+                false => self
+                    .socket
+                    .recv_from(&mut buf)
+                    .map(|(n, from)| (n, from, None)),
+            };
+            if stopping() {
+                return;
+            }
+            let (n, client, arrival) = match received {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    pause = (pause * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    log::warn!(
+                        "rule {}: receive failed: {e}; retrying in {pause:?}",
+                        self.rule
+                    );
+                    thread::sleep(pause);
+                    continue;
+                }
+            };
+            pause = Duration::ZERO;
+            if !self.allow.permits(client.ip()) {
+                self.stats.denied();
+                log::debug!(
+                    "rule {}: {client} is not allowed; datagram dropped",
+                    self.rule
+                );
+                continue;
+            }
+            if let Some(session) = self.session_for(client, arrival) {
+                session.forward(&self, &buf[..n]);
+            }
+        }
+    }
+
+    /// The client's session, opened if it has none; marked active.
+    fn session_for(
+        self: &Arc<Self>,
+        client: SocketAddr,
+        arrival: Option<Arrival>,
+    ) -> Option<Arc<Session>> {
+        if let Some(session) = self.table().get(&client) {
+            session.touch();
+            return Some(Arc::clone(session));
+        }
+        // Only this thread opens sessions, so resolving outside the lock races with nobody.
+        let Some(permit) = self.limit.try_acquire() else {
+            self.stats.over_cap();
+            log::debug!(
+                "rule {}: {client}: --max-conns reached; datagram dropped",
+                self.rule
+            );
+            return None;
+        };
+        let Some(session) = Session::open(self, client, arrival, permit) else {
+            self.stats.failed();
+            log::warn!(
+                "rule {}: no target answered; dropping a datagram of {client}",
+                self.rule
+            );
+            return None;
+        };
+        let session = Arc::new(session);
+        session.touch();
+        self.stats.opened();
+        self.table().insert(client, Arc::clone(&session));
+        log::debug!(
+            "{client} -> {}: UDP session open (rule {})",
+            session.target_addr(),
+            self.rule
+        );
+        let (replying, rule) = (Arc::clone(&session), Arc::clone(self));
+        if let Err(e) = Pool::global().run(move || replying.reply_loop(rule)) {
+            log::warn!(
+                "rule {}: dropping {client}: cannot start a thread: {e}",
+                self.rule
+            );
+            self.forget(&session);
+            return None;
+        }
+        Some(session)
+    }
+
+    /// Notes a datagram of `session`, under the table's lock.
+    pub fn touch(&self, session: &Session) {
+        let _table = self.table();
+        session.touch();
+    }
+
+    /// Takes the session out of the table if it expired; true if it did.
+    pub fn expire(&self, session: &Arc<Session>) -> bool {
+        let mut table = self.table();
+        if !session.expired(self.timeout) {
+            return false;
+        }
+        self.remove(&mut table, session);
+        true
+    }
+
+    /// Takes the session out of the table (if it is still there).
+    pub fn forget(&self, session: &Arc<Session>) {
+        self.remove(&mut self.table(), session);
+    }
+
+    fn remove(&self, table: &mut HashMap<SocketAddr, Arc<Session>>, session: &Arc<Session>) {
+        if table
+            .get(&session.client)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            table.remove(&session.client);
+            self.stats.closed();
+        }
+    }
+
+    /// Sessions open now.
+    pub fn sessions(&self) -> usize {
+        self.table().len()
+    }
+}
