@@ -20,7 +20,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # program:package pairs the tests run for real.
 needed=(redis-server:redis-server redis-cli:redis-tools socat:socat unshare:util-linux
         ip:iproute2 busybox:busybox-static qemu-aarch64-static:qemu-user-static
-        haproxy:haproxy iperf3:iperf3 redis-benchmark:redis-tools file:file)
+        haproxy:haproxy iperf3:iperf3 redis-benchmark:redis-tools file:file
+        dnsmasq:dnsmasq-base dig:bind9-dnsutils nginx:nginx-light)
 missing=()
 for pair in "${needed[@]}"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

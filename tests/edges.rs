@@ -49,6 +49,12 @@ fn malformed_rules_exit_2_without_a_panic() {
         "1:a.:1.",
         "65535:a:65536",
         "1:[fe80::1%eth0]:1",
+        "1:a:1/UDP",
+        "1:a:1/",
+        "1:a:1/udp/udp",
+        "1:a:1/sctp",
+        "/udp",
+        "1:a:1,/udp",
         &long,
     ];
     for rule in cases {
@@ -69,6 +75,11 @@ fn malformed_variables_exit_2_without_a_panic() {
         ("A_PORT_1_TCP", "tcp://a:1:2"),
         ("A_PORT_99999_TCP", "tcp://a:1"),
         ("A_PORT_1_TCP", "tcp://a:1,b:2"),
+        ("D_PORT_53_UDP", ""),
+        ("D_PORT_53_UDP", "tcp://a:53"),
+        ("D_PORT_53_UDP", "udp://"),
+        ("D_PORT_53_UDP", "udp://a:53/udp"),
+        ("D_PORT_0_UDP", "udp://a:53"),
     ];
     for (name, value) in cases {
         let out = run(&["--check"], &[(name, value)]);
@@ -112,6 +123,53 @@ fn second_listen_port_taken_exits_1_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+}
+
+#[test]
+fn udp_listen_port_taken_exits_1_naming_it() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = run(&[&format!("{addr}:127.0.0.1:1/udp")], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}/udp")),
+        "{err}"
+    );
+}
+
+#[test]
+fn garbage_and_floods_of_datagrams_leave_the_udp_rule_serving() {
+    let echo = udp_server(b"");
+    let port = free_port();
+    let amb = Ambassador::serve(
+        &[
+            &format!("127.0.0.1:{port}:{echo}/udp"),
+            "--max-conns",
+            "8",
+            "--udp-timeout",
+            "0.5",
+        ],
+        &[],
+        1,
+    );
+    // 200 client addresses at once, each with a burst of random-sized
+    // garbage: 8 take every slot, the rest are dropped; once the flood's
+    // sessions expire, a new client is served.
+    let flooders: Vec<std::net::UdpSocket> = (0..200).map(|_| udp_client(local(port))).collect();
+    for (i, f) in flooders.iter().enumerate() {
+        for j in 0..20 {
+            let _ = f.send(&payload((i * 37 + j * 101) % 3000, (i * 20 + j) as u64));
+        }
+    }
+    let client = udp_client(local(port));
+    let served = wait_until(Duration::from_secs(10), || {
+        client
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        udp_round_trip(&client, b"still here?").is_ok_and(|r| r == b"still here?")
+    });
+    assert!(served, "{}", amb.stderr());
 }
 
 #[test]

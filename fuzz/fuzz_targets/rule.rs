@@ -1,4 +1,5 @@
-//! A RULE argument: parse, and anything that parses prints back to itself.
+//! A RULE argument (TCP or /udp): parse, and anything that parses prints
+//! back to itself.
 #![no_main]
 #![allow(dead_code)]
 
@@ -10,15 +11,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok((listen, targets)) = rule::parse_rule(text) {
+    if let Ok((listen, targets, proto)) = rule::parse_rule(text) {
         assert!(!targets.is_empty());
         let shown = rule::Rule {
             listen,
+            proto,
             targets: targets.clone(),
             source: rule::Source::Argument(1),
         }
         .to_string();
         let again = rule::parse_rule(&shown).expect("printed rule parses");
-        assert_eq!(again, (listen, targets), "{shown}");
+        assert_eq!(again, (listen, targets, proto), "{shown}");
     }
 });

@@ -396,3 +396,36 @@ pub fn counting_echo_server() -> CountingServer {
     });
     CountingServer { addr, accepted }
 }
+
+/// A UDP server on a thread that sends every datagram back to its sender,
+/// prefixed with `tag` (empty: an echo); its address.
+pub fn udp_server(tag: &'static [u8]) -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let addr = socket.local_addr().expect("addr");
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let mut reply = tag.to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+/// A UDP client socket connected to `to`, with timeouts.
+pub fn udp_client(to: impl std::net::ToSocketAddrs) -> std::net::UdpSocket {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp client");
+    socket.connect(to).expect("connect udp client");
+    socket.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    socket
+}
+
+/// Sends `data` and returns the reply (up to 64 KiB).
+pub fn udp_round_trip(socket: &std::net::UdpSocket, data: &[u8]) -> io::Result<Vec<u8>> {
+    socket.send(data)?;
+    let mut buf = vec![0u8; 65536];
+    let n = socket.recv(&mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
