@@ -32,7 +32,8 @@ trap cleanup EXIT
 
 bash scripts/build-images.sh 2>&1 | grep -v -e DEPRECATED -e 'legacy builder' -e buildx -e 'docs.docker.com' -e '^ *$' \
     || { bad "build images"; echo "docker-e2e: $passed passed, $failed failed"; exit 1; }
-REDIS=$(bash scripts/redis-image.sh) || { bad "redis image"; exit 1; }
+REDIS=$(bash scripts/local-image.sh redis) || { bad "redis image"; exit 1; }
+DNS=$(bash scripts/local-image.sh dnsmasq) || { bad "dnsmasq image"; exit 1; }
 
 ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'; }
 # Runs redis-cli PING in a throwaway container; extra docker-run args first.
@@ -95,6 +96,28 @@ ms=$((($(date +%s%N) - start) / 1000000))
 echo "     docker stop with 3 connections open took $ms ms"
 check "docker stop under 2 s ($ms ms)" test "$ms" -lt 2000
 check "exit code 0 after docker stop" test "$(docker inspect -f '{{.State.ExitCode}}' "$P-health-env")" = 0
+
+# --- UDP: a dnsmasq container exposing 53/udp, linked; the engine writes
+# DNS_PORT_53_UDP; dig on the published UDP port through the scratch image.
+docker run -d --name "$P-dns" "$DNS" >/dev/null
+udpvars=$(docker run --rm --link "$P-dns:dns" ambassador:scratch --check 2>&1)
+if grep -q 'variable DNS_PORT_53_UDP' <<<"$udpvars"; then
+    echo "     the engine writes UDP link variables: $udpvars"
+    check "UDP link variable: alias first, then the address, /udp" grep -Eq '^0\.0\.0\.0:53:dns:53,[0-9.]+:53/udp' <<<"$udpvars"
+    docker run -d --name "$P-dns-amb" --link "$P-dns:dns" -p 127.0.0.1::53/udp ambassador:scratch >/dev/null
+else
+    echo "     this engine writes no link variables; the rule is given as an argument: $udpvars"
+    ok "no UDP link variables detected and said so"
+    docker run -d --name "$P-dns-amb" --link "$P-dns:dns" -p 127.0.0.1::53/udp ambassador:scratch 53:dns:53/udp >/dev/null
+fi
+dns_port=$(docker port "$P-dns-amb" 53/udp | head -1)
+answer=""
+for _ in $(seq 1 20); do
+    answer=$(dig @127.0.0.1 -p "${dns_port##*:}" +short +time=1 +tries=2 web.ambassador.test A 2>&1)
+    [ "$answer" = 192.0.2.10 ] && break
+    sleep 0.25
+done
+check "dig through the scratch image's UDP rule gets dnsmasq's answer ($answer)" test "$answer" = 192.0.2.10
 
 # --- docker stop with --drain 3 and a transfer in flight: it completes, exit code 0.
 # A client on the published port GETs an 8 MB value and reads it slowly

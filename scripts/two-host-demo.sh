@@ -77,7 +77,7 @@ netns_demo() {
 docker_demo() {
     docker info >/dev/null 2>&1 || die "no Docker engine here"
     bash scripts/build-images.sh >/dev/null 2>&1 || die "scripts/build-images.sh failed"
-    redis=$(bash scripts/redis-image.sh) || die "cannot make the redis image"
+    redis=$(bash scripts/local-image.sh redis) || die "cannot make the redis image"
     p=demo$$
     cleanup() {
         local ids
