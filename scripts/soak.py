@@ -6,14 +6,21 @@ Rules of the ambassador under test (all on loopback):
   echo   -> a server that echoes, speaks first, or resets, as the client asks
   refuse -> a port where nothing listens
   flap   -> an echo server that goes away and comes back every few seconds
-with --idle-timeout and a --max-conns below the number of client workers.
+  udp-echo, udp-flap -> the same for UDP (/udp rules)
+with --idle-timeout, --udp-timeout and a --max-conns below the number of
+client workers (TCP connections and UDP sessions share it).
 
 Client workers pick, at random: short and long echoes (client half-closes,
 hash compared), server-speaks-first with the client answering after the
 server's half-close, server resets (the client must see a reset, never a clean
 end), client resets (the server must see a reset), refused connections,
 connections to the flapping target, and idle connections (cut by the idle
-timeout). Every 2 s a sampler reads the ambassador's threads, descriptors,
+timeout). UDP workers open short sessions (a few datagrams in lockstep) and
+long ones (pauses past --udp-timeout, so sessions expire under load), and
+talk to the flapping UDP target: every reply must be the very datagram sent
+(a wrong or another client's datagram is a failure); a datagram with no
+reply after retries is counted (the cap drops datagrams of new sessions).
+Every 2 s a sampler reads the ambassador's threads, descriptors,
 RSS and sockets in CLOSE-WAIT.
 
 Exits 0 only if every check passed and threads and descriptors ended where
@@ -37,6 +44,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import amb  # noqa: E402
 IDLE_TIMEOUT = 1.5
+UDP_TIMEOUT = 1.0
 MAX_CONNS = 40
 RSS_MARGIN_KB = 1024
 IO_TIMEOUT = 30
@@ -161,6 +169,36 @@ def flapping_server(port, stop):
         stop.wait(3)
         ls.close()
         count("flap down")
+        stop.wait(1.5)
+
+
+def udp_echo_server(port, stop):
+    """Sends every datagram back to its sender until stopped; the socket."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+
+    def serve():
+        while not stop.is_set():
+            try:
+                data, addr = s.recvfrom(65536)
+                s.sendto(data, addr)
+            except OSError:
+                return
+    threading.Thread(target=serve, daemon=True).start()
+    return s
+
+
+def udp_flapping_server(port, stop):
+    """A UDP echo up 3 s, down 1.5 s (its port closed: ICMP port unreachable)."""
+    while not stop.is_set():
+        try:
+            s = udp_echo_server(port, stop)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        stop.wait(3)
+        s.close()
+        count("udp flap down")
         stop.wait(1.5)
 
 
@@ -289,6 +327,61 @@ def idle(port):
         s.close()
 
 
+def udp_exchange(s, tries=4):
+    """One datagram out and its echo back, retried on silence; True if
+    answered. Any reply that is not the very datagram sent is a failure."""
+    data = struct.pack("<Q", random.getrandbits(64)) + os.urandom(random.randint(0, 8000))
+    for _ in range(tries):
+        s.send(data)
+        try:
+            while True:
+                got = s.recv(65536)
+                if got == data:
+                    count("udp datagrams ok")
+                    count("bytes", 2 * len(data))
+                    return True
+                if got[:8] == data[:8]:
+                    fail(f"udp: reply of {len(got)} bytes differs from the {len(data)} sent")
+                    return False
+                # A late reply to an earlier try of an earlier datagram: skip it.
+        except socket.timeout:
+            count("udp retries")
+        except ConnectionRefusedError:
+            count("udp refused")
+            time.sleep(0.1)
+    count("udp unanswered")
+    return False
+
+
+def udp_socket(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(0.5)
+    return s
+
+
+def udp_short(port):
+    with udp_socket(port) as s:
+        for _ in range(random.randint(1, 5)):
+            udp_exchange(s)
+
+
+def udp_long(port):
+    """A session that outlives --udp-timeout now and then: it expires and a
+    new one takes over, seen by the client only as a reply that still comes."""
+    with udp_socket(port) as s:
+        end = time.time() + random.uniform(2, 4)
+        while time.time() < end:
+            udp_exchange(s)
+            time.sleep(UDP_TIMEOUT * 1.5 if random.random() < 0.2 else 0.2)
+
+
+def udp_flapping(port):
+    with udp_socket(port) as s:
+        if udp_exchange(s, tries=2):
+            count("udp flap served")
+
+
 def worker(ports, deadline):
     kinds = [
         ("short echo", 30, lambda: echo(ports["echo"], random.randint(1, 4096))),
@@ -299,6 +392,9 @@ def worker(ports, deadline):
         ("refused", 6, lambda: refused(ports["refuse"])),
         ("flapping", 10, lambda: flapping(ports["flap"])),
         ("idle", 3, lambda: idle(ports["echo"])),
+        ("udp short", 14, lambda: udp_short(ports["udp-echo"])),
+        ("udp long", 3, lambda: udp_long(ports["udp-echo"])),
+        ("udp flapping", 5, lambda: udp_flapping(ports["udp-flap"])),
     ]
     weights = [k[1] for k in kinds]
     while time.time() < deadline:
@@ -348,13 +444,21 @@ def main():
     refuse_port = listener().getsockname()[1]  # closed at once below: refused
     probe.close()
     threading.Thread(target=flapping_server, args=(flap_port, stop), daemon=True).start()
+    udp_echo_port = amb.free_port(kind=socket.SOCK_DGRAM)
+    udp_echo_server(udp_echo_port, stop)
+    udp_flap_port = amb.free_port(kind=socket.SOCK_DGRAM)
+    threading.Thread(target=udp_flapping_server, args=(udp_flap_port, stop), daemon=True).start()
     ports = {}
     rules = []
     for name, target in (("echo", echo_ls.getsockname()[1]), ("refuse", refuse_port), ("flap", flap_port)):
         ports[name] = amb.free_port()
         rules.append(f"127.0.0.1:{ports[name]}:127.0.0.1:{target}")
+    for name, target in (("udp-echo", udp_echo_port), ("udp-flap", udp_flap_port)):
+        ports[name] = amb.free_port(kind=socket.SOCK_DGRAM)
+        rules.append(f"127.0.0.1:{ports[name]}:127.0.0.1:{target}/udp")
     fwd = subprocess.Popen([args.bin, "-q", "--idle-timeout", str(IDLE_TIMEOUT), "--max-conns", str(MAX_CONNS),
-                            "--connect-timeout", "2"] + rules, env={}, stderr=subprocess.PIPE)
+                            "--udp-timeout", str(UDP_TIMEOUT), "--connect-timeout", "2"] + rules,
+                           env={}, stderr=subprocess.PIPE)
     try:
         amb.wait_port(ports["refuse"])
         # Let the copier that served the readiness probe park and exit.
