@@ -16,7 +16,12 @@ use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["echo", addr] => echo(addr),
         ["load", addr, clients, seconds, size] => load(addr, clients, seconds, size),
         _ => Err("usage: udp_bench echo ADDR | udp_bench load ADDR CLIENTS SECONDS SIZE".into()),
@@ -104,7 +109,11 @@ fn load(addr: &str, clients: &str, seconds: &str, size: &str) -> Result<(), Stri
         answered as f64 / elapsed,
         pct(0.50),
         pct(0.99),
-        if sent == 0 { 0.0 } else { lost as f64 / sent as f64 },
+        if sent == 0 {
+            0.0
+        } else {
+            lost as f64 / sent as f64
+        },
     );
     Ok(())
 }

@@ -22,8 +22,8 @@ file "$bin"
 file "$bin" | grep -Eq "$want" || { echo "FAIL: not a static $arch binary"; exit 1; }
 echo "$arch binary: $(stat -c %s "$bin") bytes"
 
-out=$("$qemu" "$bin" --check 6379:redis:6379,[::1]:7000)
-want_check=$(printf '0.0.0.0:6379:redis:6379,[::1]:7000\targument 1')
+out=$("$qemu" "$bin" --check 6379:redis:6379,[::1]:7000 5353:dns:53/udp)
+want_check=$(printf '0.0.0.0:6379:redis:6379,[::1]:7000\targument 1\n0.0.0.0:5353:dns:53/udp\targument 2')
 [ "$out" = "$want_check" ] || { echo "FAIL: --check printed: $out"; exit 1; }
 echo "ok: --check under qemu"
 

@@ -14,7 +14,8 @@ case ${1:-} in
     *) echo "Usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
 esac
 
-say() { printf '\n== %s\n' "$*"; }
+started=$(date +%s)
+say() { printf '\n== %s  (at %ss)\n' "$*" "$(($(date +%s) - started))"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # program:package pairs the tests run for real.
@@ -97,3 +98,4 @@ if docker info >/dev/null 2>&1; then
         echo "ok: ambassador:scratch-${arch%%:*} is $got"
     done
 fi
+say "all passed"

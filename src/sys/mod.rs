@@ -24,10 +24,12 @@ compile_error!(
 mod datagram;
 mod signals;
 mod socket;
+mod wire;
 
-pub use datagram::{recv_with_arrival, send_from, want_arrival, Arrival};
+pub use datagram::{recv_with_arrival, send_from, want_arrival};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{abort, reset_all_on_exit, set_backlog, set_linger_zero, stop_listening};
+pub use wire::Arrival;
 
 use std::io;
 use std::os::raw::c_int;

@@ -26,16 +26,32 @@ struct SockAddr {
 }
 
 extern "C" {
-    pub(super) fn setsockopt(
-        fd: c_int,
-        level: c_int,
-        name: c_int,
-        value: *const c_void,
-        len: u32,
-    ) -> c_int;
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
     fn connect(fd: c_int, addr: *const SockAddr, len: u32) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
+}
+
+/// Sets a socket option to `value`, a plain C struct or integer that the
+/// kernel reads as the option's type.
+pub(super) fn set_option<T>(
+    socket: &impl AsRawFd,
+    level: c_int,
+    name: c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: the fd is open for the lifetime of the borrow; the value points
+    // at a live T of the length passed, which the kernel only reads.
+    let rc = unsafe {
+        setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as u32,
+        )
+    };
+    check(rc)
 }
 
 /// Makes the next close of this socket send a reset instead of a FIN.
@@ -44,18 +60,7 @@ pub fn set_linger_zero(socket: &impl AsRawFd) -> io::Result<()> {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: the fd is open for the lifetime of the borrow; the option value
-    // points at a live `struct linger` of the length passed.
-    let rc = unsafe {
-        setsockopt(
-            socket.as_raw_fd(),
-            SOL_SOCKET,
-            SO_LINGER,
-            (&linger as *const Linger).cast(),
-            size_of::<Linger>() as u32,
-        )
-    };
-    check(rc)
+    set_option(socket, SOL_SOCKET, SO_LINGER, &linger)
 }
 
 /// Sets SO_LINGER 0 on every socket this process has open, so that exiting
