@@ -84,12 +84,13 @@ fn drain_lets_a_transfer_in_flight_finish_refuses_new_clients_and_exits_0() {
     );
 }
 
-#[test]
-fn drain_resets_what_is_still_open_at_the_limit() {
+/// An ambassador with `--drain SECS` in front of an echo server, and one
+/// client connection through it that has had an answer and stays open.
+fn draining_with_one_open(secs: &str) -> (Ambassador, TcpStream) {
     let target = echo_server();
     let port = free_port();
-    let mut amb = Ambassador::serve(
-        &[&format!("127.0.0.1:{port}:{target}"), "--drain", "0.5"],
+    let amb = Ambassador::serve(
+        &[&format!("127.0.0.1:{port}:{target}"), "--drain", secs],
         &[],
         1,
     );
@@ -97,6 +98,12 @@ fn drain_resets_what_is_still_open_at_the_limit() {
     client.write_all(b"x").unwrap();
     let mut b = [0u8; 1];
     client.read_exact(&mut b).unwrap();
+    (amb, client)
+}
+
+#[test]
+fn drain_resets_what_is_still_open_at_the_limit() {
+    let (mut amb, mut client) = draining_with_one_open("0.5");
     amb.signal("INT");
     assert_eq!(read_end(&mut client), Err(ErrorKind::ConnectionReset));
     let status = amb.wait_exit(Duration::from_secs(10)).expect("exit");
@@ -111,17 +118,7 @@ fn drain_resets_what_is_still_open_at_the_limit() {
 
 #[test]
 fn a_second_signal_ends_the_drain_at_once() {
-    let target = echo_server();
-    let port = free_port();
-    let mut amb = Ambassador::serve(
-        &[&format!("127.0.0.1:{port}:{target}"), "--drain", "60"],
-        &[],
-        1,
-    );
-    let mut client = connect(local(port));
-    client.write_all(b"x").unwrap();
-    let mut b = [0u8; 1];
-    client.read_exact(&mut b).unwrap();
+    let (mut amb, mut client) = draining_with_one_open("60");
     amb.signal("TERM");
     assert!(amb.wait_for_log("stopped listening", Duration::from_secs(5)));
     amb.signal("TERM");
@@ -160,19 +157,19 @@ fn drain_with_nothing_open_exits_at_once() {
     );
 }
 
-#[test]
-fn allow_serves_one_source_address_and_resets_another_without_touching_the_target() {
+/// An ambassador listening on `listen_host` with `--allow ranges`, in
+/// front of a server that counts its connections; and the port.
+fn allowing(listen_host: &str, ranges: &str) -> (Ambassador, CountingServer, u16) {
     let target = counting_echo_server();
     let port = free_port();
-    let _amb = Ambassador::serve(
-        &[
-            &format!("127.0.0.1:{port}:{}", target.addr),
-            "--allow",
-            "127.0.0.2",
-        ],
-        &[],
-        1,
-    );
+    let rule = format!("{listen_host}:{port}:{}", target.addr);
+    let amb = Ambassador::serve(&[&rule, "--allow", ranges], &[], 1);
+    (amb, target, port)
+}
+
+#[test]
+fn allow_serves_one_source_address_and_resets_another_without_touching_the_target() {
+    let (_amb, target, port) = allowing("127.0.0.1", "127.0.0.2");
     assert_reset_from("127.0.0.1", local(port));
     let allowed = connect_from("127.0.0.2", local(port)).unwrap();
     assert_eq!(round_trip(allowed, b"hello".to_vec()).unwrap(), b"hello");
@@ -181,17 +178,7 @@ fn allow_serves_one_source_address_and_resets_another_without_touching_the_targe
 
 #[test]
 fn ipv4_clients_on_a_dual_stack_listener_match_ipv4_ranges() {
-    let target = counting_echo_server();
-    let port = free_port();
-    let _amb = Ambassador::serve(
-        &[
-            &format!("[::]:{port}:{}", target.addr),
-            "--allow",
-            "10.0.0.0/8,127.0.0.2/32",
-        ],
-        &[],
-        1,
-    );
+    let (_amb, target, port) = allowing("[::]", "10.0.0.0/8,127.0.0.2/32");
     let allowed = connect_from("127.0.0.2", local(port)).unwrap();
     assert_eq!(round_trip(allowed, b"mapped".to_vec()).unwrap(), b"mapped");
     assert_reset_from("127.0.0.1", local(port));

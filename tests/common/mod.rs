@@ -3,12 +3,7 @@
 //! (echo, scripted, refusing, silent), payloads, and /proc readings.
 //! Every socket made here has timeouts, so a bug fails a test instead of
 //! hanging it.
-#![allow(dead_code, unused_imports)]
-
-/// The product's own socket calls (SO_LINGER 0, the listen backlog), so the
-/// tests use the same constants and checks as the binary.
-#[path = "../../src/sys/mod.rs"]
-mod sys;
+#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -299,7 +294,9 @@ pub struct Silent {
 
 pub fn silent_target() -> Silent {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    sys::set_backlog(&listener, 0).expect("shrink the backlog");
+    socket2::SockRef::from(&listener)
+        .listen(0)
+        .expect("shrink the backlog");
     let addr = listener.local_addr().expect("addr");
     let mut queued = Vec::new();
     for _ in 0..8 {
@@ -354,7 +351,9 @@ pub fn round_trip(mut stream: TcpStream, data: Vec<u8>) -> io::Result<Vec<u8>> {
 
 /// Sets SO_LINGER 0 so that dropping the stream sends a reset.
 pub fn reset_on_drop(stream: &TcpStream) {
-    sys::set_linger_zero(stream).expect("setsockopt SO_LINGER");
+    socket2::SockRef::from(stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("setsockopt SO_LINGER");
 }
 
 /// Finds a program on PATH or fails the test with how to install it.
