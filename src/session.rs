@@ -30,11 +30,13 @@ pub struct Session {
     /// The index of the current target in the rule's list, and its address.
     target: Mutex<(usize, SocketAddr)>,
     started: Instant,
-    /// Milliseconds since `started` at the last datagram either way;
-    /// written under the session table's lock (see udp.rs).
+    /// Milliseconds since `started` at the last datagram either way; the
+    /// receive side writes it under the session table's lock (see udp.rs).
     pub last_ms: AtomicU64,
-    /// [datagrams up, bytes up, datagrams down, bytes down]
-    counts: [AtomicU64; 4],
+    /// [datagrams up, bytes up], counted by the receive side as it sends.
+    up: [AtomicU64; 2],
+    /// [datagrams down, bytes down], stored by the reply thread at the end.
+    down: [AtomicU64; 2],
     _permit: Permit,
 }
 
@@ -55,7 +57,8 @@ impl Session {
             target: Mutex::new((index, addr)),
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
-            counts: Default::default(),
+            up: Default::default(),
+            down: Default::default(),
             _permit: permit,
         })
     }
@@ -69,7 +72,7 @@ impl Session {
         self.target.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks the session active now; the caller holds the table's lock.
+    /// Marks the session active now.
     pub fn touch(&self) {
         self.last_ms
             .fetch_max(self.started.elapsed().as_millis() as u64, Relaxed);
@@ -93,8 +96,8 @@ impl Session {
         }
         match sent {
             Ok(n) => {
-                self.counts[0].fetch_add(1, Relaxed);
-                self.counts[1].fetch_add(n as u64, Relaxed);
+                self.up[0].fetch_add(1, Relaxed);
+                self.up[1].fetch_add(n as u64, Relaxed);
                 rule.stats.delivered(crate::conn::Direction::Up, n);
             }
             Err(e) => log::debug!(
@@ -142,7 +145,8 @@ impl Session {
             Err(e) => format!("cannot set a timeout: {e}"),
         };
         rule.forget(&self);
-        let c = |i: usize| self.counts[i].load(Relaxed);
+        let (up, down) = (&self.up, &self.down);
+        let c = |i: usize| [up, down][i / 2][i % 2].load(Relaxed);
         log::debug!(
             "{} -> {}: UDP session closed after {:.3}s, {} datagrams ({} bytes) up, {} datagrams ({} bytes) down, {why}",
             self.client,
@@ -155,17 +159,27 @@ impl Session {
         );
     }
 
-    /// Relays replies; returns why the session ended.
+    /// Relays replies; returns why the session ended, having stored what
+    /// went down (counted locally: no shared cache line per datagram).
     fn replies(self: &Arc<Self>, rule: &UdpRule) -> String {
+        let mut down = [0u64; 2];
+        let why = self.relay_replies(rule, &mut down);
+        self.down[0].store(down[0], Relaxed);
+        self.down[1].store(down[1], Relaxed);
+        why
+    }
+
+    fn relay_replies(self: &Arc<Self>, rule: &UdpRule, down: &mut [u64; 2]) -> String {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             match self.socket.recv(&mut buf) {
                 Ok(n) => {
-                    rule.touch(self);
+                    // No lock: only this thread decides that the session expired.
+                    self.touch();
                     match sys::send_from(&rule.socket, &buf[..n], self.client, self.arrival) {
                         Ok(_) => {
-                            self.counts[2].fetch_add(1, Relaxed);
-                            self.counts[3].fetch_add(n as u64, Relaxed);
+                            down[0] += 1;
+                            down[1] += n as u64;
                             rule.stats.delivered(crate::conn::Direction::Down, n);
                         }
                         Err(e) => log::debug!("{}: reply not sent: {e}", self.client),

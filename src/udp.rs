@@ -4,8 +4,9 @@
 //! --max-conns (none free: the datagram is dropped and counted), then a
 //! socket connected to the first target that resolves and a reply thread.
 //! The session table is shared with the reply threads, which take their
-//! session out of it when it expires; a datagram's arrival is noted under
-//! the same lock, so a session never expires under a datagram on its way.
+//! session out of it when it expires; a client's datagram is noted and sent
+//! under the same lock, so a session never expires under a datagram on its
+//! way. Replies take no lock: only a session's own reply thread expires it.
 
 use std::collections::HashMap;
 use std::io;
@@ -115,22 +116,30 @@ impl UdpRule {
                 );
                 continue;
             }
-            if let Some(session) = self.session_for(client, arrival) {
-                session.forward(&self, &buf[..n]);
-            }
+            self.forward(client, arrival, &buf[..n]);
         }
     }
 
-    /// The client's session, opened if it has none; marked active.
-    fn session_for(
+    /// Forwards a client's datagram in its session, opening one if it has
+    /// none. An open session is marked active and sent to under the table's
+    /// lock, so its reply thread cannot expire it in between.
+    fn forward(self: &Arc<Self>, client: SocketAddr, arrival: Option<Arrival>, datagram: &[u8]) {
+        if let Some(session) = self.table().get(&client) {
+            session.touch();
+            session.forward(self, datagram);
+            return;
+        }
+        if let Some(session) = self.open(client, arrival) {
+            session.forward(self, datagram);
+        }
+    }
+
+    /// Opens a session for a new client: a slot, a target, a reply thread.
+    fn open(
         self: &Arc<Self>,
         client: SocketAddr,
         arrival: Option<Arrival>,
     ) -> Option<Arc<Session>> {
-        if let Some(session) = self.table().get(&client) {
-            session.touch();
-            return Some(Arc::clone(session));
-        }
         // Only this thread opens sessions, so resolving outside the lock races with nobody.
         let Some(permit) = self.limit.try_acquire() else {
             self.stats.over_cap();
@@ -167,12 +176,6 @@ impl UdpRule {
             return None;
         }
         Some(session)
-    }
-
-    /// Notes a datagram of `session`, under the table's lock.
-    pub fn touch(&self, session: &Session) {
-        let _table = self.table();
-        session.touch();
     }
 
     /// Takes the session out of the table if it expired; true if it did.
