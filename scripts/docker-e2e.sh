@@ -118,6 +118,15 @@ for _ in $(seq 1 20); do
     sleep 0.25
 done
 check "dig through the scratch image's UDP rule gets dnsmasq's answer ($answer)" test "$answer" = 192.0.2.10
+docker kill -s USR1 "$P-dns-amb" >/dev/null
+counted=""
+for _ in $(seq 1 20); do
+    counted=$(docker logs "$P-dns-amb" 2>&1 | grep -E 'rule 0\.0\.0\.0:53:.*/udp: open [0-9]+, served [1-9]' | tail -1)
+    [ -n "$counted" ] && break
+    sleep 0.1
+done
+echo "     docker kill -s USR1: $counted"
+check "docker kill -s USR1 logs the UDP rule's counters" test -n "$counted"
 
 # --- docker stop with --drain 3 and a transfer in flight: it completes, exit code 0.
 # A client on the published port GETs an 8 MB value and reads it slowly
