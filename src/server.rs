@@ -192,7 +192,7 @@ impl Accept {
             if stopping() {
                 // A client that slipped in as listening stopped is refused too.
                 if let Ok((client, _)) = accepted {
-                    reset(client);
+                    let _ = sys::set_linger_zero(&client);
                 }
                 return;
             }
@@ -228,11 +228,6 @@ impl Accept {
         let _ = sys::set_linger_zero(client);
         false
     }
-}
-
-/// Closes a client with a reset, not a FIN.
-fn reset(client: TcpStream) {
-    let _ = sys::set_linger_zero(&client);
 }
 
 /// Errors that concern one aborted handshake, not the listener.
