@@ -107,10 +107,7 @@ impl fmt::Display for Error {
                 addr,
                 proto,
                 source,
-            } => {
-                let suffix = if *proto == Proto::Udp { "/udp" } else { "" };
-                write!(f, "cannot listen on {addr}{suffix}: {source}")
-            }
+            } => write!(f, "cannot listen on {addr}{}: {source}", proto.suffix()),
             Error::Signals(source) => write!(f, "cannot block SIGTERM and SIGINT: {source}"),
             Error::Thread(source) => write!(f, "cannot start a thread: {source}"),
         }

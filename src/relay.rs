@@ -189,7 +189,7 @@ impl Read for Inbound {
 }
 
 /// A read or write that timed out: the idle tick, not a failure.
-fn is_tick(e: &io::Error) -> bool {
+pub fn is_tick(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

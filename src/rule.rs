@@ -17,6 +17,16 @@ pub enum Proto {
     Udp,
 }
 
+impl Proto {
+    /// How a rule's text ends for this transport: nothing for TCP.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Proto::Tcp => "",
+            Proto::Udp => "/udp",
+        }
+    }
+}
+
 /// One forwarding rule: where to listen and whom to forward to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -221,10 +231,7 @@ impl fmt::Display for Rule {
             let sep = if i == 0 { ':' } else { ',' };
             write!(f, "{sep}{target}")?;
         }
-        match self.proto {
-            Proto::Tcp => Ok(()),
-            Proto::Udp => write!(f, "/udp"),
-        }
+        write!(f, "{}", self.proto.suffix())
     }
 }
 

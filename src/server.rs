@@ -29,6 +29,25 @@ const BACKLOG: i32 = 4096;
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 
+/// How long an accept or receive loop waits after an error that concerns
+/// its socket (out of descriptors, say): 10 ms, doubling to 1 s, back to
+/// nothing after a success.
+#[derive(Default)]
+pub struct Backoff(Duration);
+
+impl Backoff {
+    /// Logs the error with the wait, then waits.
+    pub fn after(&mut self, what: impl std::fmt::Display) {
+        self.0 = (self.0 * 2).clamp(FIRST_PAUSE, LONGEST_PAUSE);
+        log::warn!("{what}; retrying in {:?}", self.0);
+        thread::sleep(self.0);
+    }
+
+    pub fn reset(&mut self) {
+        self.0 = Duration::ZERO;
+    }
+}
+
 /// Set once listening stops for good: accept errors then end the accept loop.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
@@ -125,7 +144,7 @@ pub fn start(config: &Config) -> Result<Running, Error> {
         log::info!(
             "listening on {}{}, forwarding to {} ({})",
             rule.listen,
-            if rule.proto == Proto::Udp { "/udp" } else { "" },
+            rule.proto.suffix(),
             targets(&rule),
             rule.source
         );
@@ -185,7 +204,7 @@ struct Accept {
 impl Accept {
     fn run(self) {
         let rule = &self.served.rule;
-        let mut pause = Duration::ZERO;
+        let mut backoff = Backoff::default();
         loop {
             self.limit.wait_for_room();
             let accepted = self.listener.accept();
@@ -200,13 +219,11 @@ impl Accept {
                 Ok(accepted) => accepted,
                 Err(e) if transient(&e) => continue,
                 Err(e) => {
-                    pause = (pause * 2).clamp(FIRST_PAUSE, LONGEST_PAUSE);
-                    log::warn!("rule {rule}: accept failed: {e}; retrying in {pause:?}");
-                    thread::sleep(pause);
+                    backoff.after(format_args!("rule {rule}: accept failed: {e}"));
                     continue;
                 }
             };
-            pause = Duration::ZERO;
+            backoff.reset();
             if !self.admit(&client, peer) {
                 continue;
             }

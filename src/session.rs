@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::connect::resolve;
 use crate::limit::Permit;
+use crate::relay::is_tick;
 use crate::sys::{self, Arrival};
 use crate::udp::UdpRule;
 
@@ -41,15 +42,23 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects a new session to the first target of `rule` that resolves,
-    /// starting at `first`; None (with a warning) if none does.
+    /// Connects a new session to the first target of `rule` that resolves;
+    /// None (with a warning for each target) if none does.
     pub fn open(
         rule: &UdpRule,
         client: SocketAddr,
         arrival: Option<Arrival>,
         permit: Permit,
     ) -> Option<Session> {
-        let (index, socket, addr) = connect_from(rule, 0)?;
+        let (index, (socket, addr)) = first_target(rule, 0, |addr| {
+            let local: SocketAddr = match addr {
+                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            let socket = UdpSocket::bind(local)?;
+            socket.connect(addr)?;
+            Ok((socket, addr))
+        })?;
         Some(Session {
             client,
             arrival,
@@ -118,22 +127,16 @@ impl Session {
             rule.rule,
             target.1
         );
-        for index in target.0 + 1..rule.rule.targets.len() {
-            match resolve_first(rule, index)
-                .and_then(|addr| self.socket.connect(addr).map(|()| addr))
-            {
-                Ok(addr) => {
-                    *target = (index, addr);
-                    return true;
-                }
-                Err(e) => log::warn!(
-                    "rule {}: target {} failed: {e}",
-                    rule.rule,
-                    rule.rule.targets[index]
-                ),
+        let next = first_target(rule, target.0 + 1, |addr| {
+            self.socket.connect(addr).map(|()| addr)
+        });
+        match next {
+            Some(found) => {
+                *target = found;
+                true
             }
+            None => false,
         }
-        false
     }
 
     /// The reply thread: carries the target's datagrams to the client until
@@ -145,33 +148,25 @@ impl Session {
             Err(e) => format!("cannot set a timeout: {e}"),
         };
         rule.forget(&self);
-        let (up, down) = (&self.up, &self.down);
-        let c = |i: usize| [up, down][i / 2][i % 2].load(Relaxed);
+        let load = |counter: &AtomicU64| counter.load(Relaxed);
         log::debug!(
             "{} -> {}: UDP session closed after {:.3}s, {} datagrams ({} bytes) up, {} datagrams ({} bytes) down, {why}",
             self.client,
             self.target_addr(),
             self.started.elapsed().as_secs_f64(),
-            c(0),
-            c(1),
-            c(2),
-            c(3),
+            load(&self.up[0]),
+            load(&self.up[1]),
+            load(&self.down[0]),
+            load(&self.down[1]),
         );
     }
 
-    /// Relays replies; returns why the session ended, having stored what
-    /// went down (counted locally: no shared cache line per datagram).
+    /// Relays replies; returns why the session ended. What went down is
+    /// counted here and stored at the end: no cache line shared per datagram.
     fn replies(self: &Arc<Self>, rule: &UdpRule) -> String {
         let mut down = [0u64; 2];
-        let why = self.relay_replies(rule, &mut down);
-        self.down[0].store(down[0], Relaxed);
-        self.down[1].store(down[1], Relaxed);
-        why
-    }
-
-    fn relay_replies(self: &Arc<Self>, rule: &UdpRule, down: &mut [u64; 2]) -> String {
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        loop {
+        let why = loop {
             match self.socket.recv(&mut buf) {
                 Ok(n) => {
                     // No lock: only this thread decides that the session expired.
@@ -185,14 +180,9 @@ impl Session {
                         Err(e) => log::debug!("{}: reply not sent: {e}", self.client),
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if is_tick(&e) => {
                     if rule.expire(self) {
-                        return format!("idle for {:.3}s", rule.timeout.as_secs_f64());
+                        break format!("idle for {:.3}s", rule.timeout.as_secs_f64());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -204,29 +194,28 @@ impl Session {
                             rule.rule,
                             self.client
                         );
-                        return "no target answered".into();
+                        break "no target answered".to_string();
                     }
                 }
-                Err(e) => return format!("target read: {e}"),
+                Err(e) => break format!("target read: {e}"),
             }
-        }
+        };
+        self.down[0].store(down[0], Relaxed);
+        self.down[1].store(down[1], Relaxed);
+        why
     }
 }
 
-/// A socket connected to the first target from `first` on that resolves.
-fn connect_from(rule: &UdpRule, first: usize) -> Option<(usize, UdpSocket, SocketAddr)> {
+/// Walks the rule's targets from `first` on: the first whose address
+/// `connect` accepts, with its index; a warning for each that fails.
+fn first_target<T>(
+    rule: &UdpRule,
+    first: usize,
+    mut connect: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> Option<(usize, T)> {
     for index in first..rule.rule.targets.len() {
-        let attempt = resolve_first(rule, index).and_then(|addr| {
-            let local: SocketAddr = match addr {
-                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-            };
-            let socket = UdpSocket::bind(local)?;
-            socket.connect(addr)?;
-            Ok((index, socket, addr))
-        });
-        match attempt {
-            Ok(found) => return Some(found),
+        match resolve_first(rule, index).and_then(&mut connect) {
+            Ok(found) => return Some((index, found)),
             Err(e) => log::warn!(
                 "rule {}: target {} failed: {e}",
                 rule.rule,

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread;
 use std::time::Duration;
 
 use crate::allow::AllowList;
@@ -20,6 +19,7 @@ use crate::error::Error;
 use crate::limit::Limit;
 use crate::pool::Pool;
 use crate::rule::{Proto, Rule};
+use crate::server::Backoff;
 use crate::session::{Session, MAX_DATAGRAM};
 use crate::stats::Stats;
 use crate::sys::{self, Arrival};
@@ -82,7 +82,7 @@ impl UdpRule {
     /// The receive thread, until listening stops.
     pub fn run(self: Arc<Self>, stopping: impl Fn() -> bool) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut pause = Duration::ZERO;
+        let mut backoff = Backoff::default();
         loop {
             let received = match self.wildcard {
                 true => sys::recv_with_arrival(&self.socket, &mut buf),
@@ -98,16 +98,11 @@ impl UdpRule {
                 Ok(received) => received,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    pause = (pause * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                    log::warn!(
-                        "rule {}: receive failed: {e}; retrying in {pause:?}",
-                        self.rule
-                    );
-                    thread::sleep(pause);
+                    backoff.after(format_args!("rule {}: receive failed: {e}", self.rule));
                     continue;
                 }
             };
-            pause = Duration::ZERO;
+            backoff.reset();
             if !self.allow.permits(client.ip()) {
                 self.stats.denied();
                 log::debug!(
