@@ -4,13 +4,14 @@
 //! an error on either side aborts both (conn.rs), which sends each peer a
 //! reset and wakes the other copier.
 //!
-//! Why two phases: a direction's first 256 KiB go through io::copy's 8 KiB
-//! stack buffer, the rest through a 64 KiB buffer kept per thread. A buffer
-//! per connection costs idle connections ~10 KB each and new ones a malloc;
-//! one per thread from the start zero-fills 64 KiB (measured, README).
+//! Why two phases: a direction's first 256 KiB go through an 8 KiB buffer,
+//! the rest through a 64 KiB one: idle and chatty connections never pay for
+//! the big buffer, a long transfer pays one allocation for it. Both are on
+//! the heap and read the socket itself (no wrapper), so std reads into
+//! uninitialised memory and an idle copier keeps resident only the pages
+//! that received bytes, plus one stack page (measured, README).
 
-use std::cell::RefCell;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +28,12 @@ use crate::sys;
 /// bytes: io::copy's own 8 KiB buffer halves bulk throughput on loopback.
 const COPY_BUFFER: usize = 64 * 1024;
 
-/// Bytes each direction copies through io::copy's 8 KiB stack buffer before
-/// it switches to the thread's big buffer. std zero-fills a BufReader's whole
-/// buffer on first use when it reads through a wrapper like `Inbound`, which
-/// makes it resident: idle and chatty connections stay below this.
+/// Bytes each direction copies through its `SMALL_BUFFER` before it
+/// allocates its big buffer.
 const SMALL_PHASE: u64 = 256 * 1024;
+/// The smallest buffer io::copy uses as it is (below 8 KiB it copies
+/// through a stack buffer of its own).
+const SMALL_BUFFER: usize = 8 * 1024;
 
 /// The timeouts every connection shares.
 #[derive(Debug, Clone, Copy)]
@@ -102,23 +104,16 @@ fn tick(idle: Duration) -> Duration {
 /// Copies one direction until end of stream or error, then passes the end
 /// on: a half-close after end of stream, a teardown after an error.
 fn copy(conn: &Arc<Conn>, dir: Direction) {
-    let mut inbound = Inbound {
-        conn: Some(Arc::clone(conn)),
-        dir,
-    };
     let mut outbound = Outbound {
         conn,
         dir,
         total: 0,
     };
-    let result = match io::copy(&mut (&mut inbound).take(SMALL_PHASE), &mut outbound) {
-        Ok(n) if n == SMALL_PHASE => copy_big(inbound, &mut outbound).map(|m| n + m),
-        done => done,
-    };
+    let result = pump(conn, dir, &mut outbound);
     conn.finished(dir, outbound.total);
     match result {
-        Ok(_) if conn.is_torn_down() => {}
-        Ok(_) => {
+        Ok(()) if conn.is_torn_down() => {}
+        Ok(()) => {
             conn.closed(|| format!("{} closed", dir.source().name()));
             let sink = dir.sink();
             if let Err(e) = conn.socket(sink).shutdown(Shutdown::Write) {
@@ -130,62 +125,48 @@ fn copy(conn: &Arc<Conn>, dir: Direction) {
     }
 }
 
-thread_local! {
-    /// This thread's big copy buffer, made the first time one of its
-    /// connections needs it and kept across the connections it serves (musl
-    /// maps and unmaps a block that size on every allocation). `io::copy`
-    /// reads straight into a `BufReader`'s buffer.
-    static BIG: RefCell<Option<BufReader<Inbound>>> = const { RefCell::new(None) };
-}
-
-/// The rest of a direction that moved `SMALL_PHASE` bytes, through this
-/// thread's big buffer. The connection is lent to the buffer for the copy
-/// and taken back after it, with any bytes read but not written.
-fn copy_big(inbound: Inbound, outbound: &mut Outbound) -> io::Result<u64> {
-    BIG.with(|big| {
-        // copy never runs inside copy on one thread, so this borrow is the only one.
-        let mut big = big.borrow_mut();
-        let reader = match big.as_mut() {
-            Some(reader) => {
-                *reader.get_mut() = inbound;
-                reader
-            }
-            None => big.insert(BufReader::with_capacity(COPY_BUFFER, inbound)),
-        };
-        let result = io::copy(reader, outbound);
-        let unsent = reader.buffer().len();
-        reader.consume(unsent);
-        reader.get_mut().conn = None;
-        result
-    })
-}
-
-/// Reads one direction's source socket, waking on idle ticks to check the
-/// deadline. Empty (reads end of stream) while parked in a thread's buffer
-/// between connections.
-struct Inbound {
-    conn: Option<Arc<Conn>>,
-    dir: Direction,
-}
-
-impl Read for Inbound {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(conn) = &self.conn else {
-            return Ok(0);
-        };
-        let source = self.dir.source();
-        loop {
-            match conn.socket(source).read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_tick(&e) => conn.check_idle()?,
-                Err(e) => {
-                    conn.aborted(|| format!("{} read: {e}", source.name()));
-                    return Err(e);
-                }
-            }
+/// Moves one direction's bytes until its source ends (Ok) or fails. Both
+/// phases read the socket itself, so std reads into uninitialised memory
+/// and only pages that receive bytes are touched. A read timeout (the idle
+/// tick) comes back from `io::copy` as an error with nothing read and not
+/// written; the deadline is checked and the copy resumes.
+fn pump(conn: &Conn, dir: Direction, outbound: &mut Outbound) -> io::Result<()> {
+    let source = conn.socket(dir.source());
+    while outbound.total < SMALL_PHASE {
+        let left = SMALL_PHASE - outbound.total;
+        match buffered(SMALL_BUFFER, source.take(left), outbound) {
+            Ok(n) if n < left => return Ok(()),
+            Ok(_) => {}
+            Err(e) => resume(conn, dir, e)?,
         }
     }
+    loop {
+        match buffered(COPY_BUFFER, source, outbound) {
+            Ok(_) => return Ok(()),
+            Err(e) => resume(conn, dir, e)?,
+        }
+    }
+}
+
+/// One io::copy through a buffer of `capacity` bytes on the heap. A fresh
+/// reader per call lets the compiler see its capacity, so io::copy's
+/// stack-buffer path (an 8 KiB frame, every page of it touched) is not
+/// even compiled in. Nothing is left in the buffer after an error: io::copy
+/// writes all it reads before it reads again, and a failed write ends the
+/// copy.
+fn buffered(capacity: usize, source: impl Read, outbound: &mut Outbound) -> io::Result<u64> {
+    io::copy(&mut BufReader::with_capacity(capacity, source), outbound)
+}
+
+/// After a read error: Ok to carry on (an idle tick within the deadline),
+/// or the error that ends the direction. Write errors arrive here already
+/// counted by `Outbound`, ticks included.
+fn resume(conn: &Conn, dir: Direction, e: io::Error) -> io::Result<()> {
+    if is_tick(&e) {
+        return conn.check_idle();
+    }
+    conn.aborted(|| format!("{} read: {e}", dir.source().name()));
+    Err(e)
 }
 
 /// A read or write that timed out: the idle tick, not a failure.
