@@ -159,9 +159,13 @@ impl Conn {
     /// Called when a blocking read or write timed out: an error once the
     /// connection moved nothing for the idle timeout, or was torn down.
     pub fn check_idle(&self) -> io::Result<()> {
-        let idle = match self.idle_ms {
-            Some(ms) if !self.is_torn_down() => ms,
-            _ => return Err(io::Error::other("torn down")),
+        if self.is_torn_down() {
+            return Err(io::Error::other("torn down"));
+        }
+        // Without an idle timeout a tick is spurious (a socket option that
+        // could not be cleared): carry on.
+        let Some(idle) = self.idle_ms else {
+            return Ok(());
         };
         let now = self.started.elapsed().as_millis() as u64;
         if now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) < idle {

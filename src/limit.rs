@@ -1,9 +1,10 @@
 //! The connection cap shared by all rules: a counter under a mutex, a condvar
 //! to wait for room, and a `Permit` that gives its slot back when dropped.
 //!
-//! Accept threads wait for room *without* taking a slot, then accept, then
-//! take one. Taking the slot before a blocking accept would let an idle
-//! listener sit on it while clients of another rule wait.
+//! Accepting threads wait for room *without* taking a slot, then accept,
+//! then take one (waiting again if another thread took the last). Taking
+//! the slot before a blocking accept would let an idle listener sit on it
+//! while clients of another rule wait.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 

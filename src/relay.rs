@@ -49,18 +49,10 @@ pub struct Served {
     pub timeouts: Timeouts,
 }
 
-/// Starts relaying an accepted client on a pooled thread. On error (no
-/// thread could be made) the client is closed and its slot freed.
-pub fn start(
-    client: TcpStream,
-    peer: SocketAddr,
-    served: Arc<Served>,
-    permit: Permit,
-) -> io::Result<()> {
-    Pool::global().run(move || open(client, peer, &served, permit))
-}
-
-fn open(client: TcpStream, peer: SocketAddr, served: &Served, permit: Permit) {
+/// Serves an accepted client on this thread: connects to the first target
+/// that answers, starts the target-to-client copier on a pooled thread and
+/// copies client-to-target here. Returns once that direction is done.
+pub fn serve(client: TcpStream, peer: SocketAddr, served: &Served, permit: Permit) {
     let (rule, timeouts) = (&served.rule, &served.timeouts);
     let Some((target, target_addr)) = connect(rule, timeouts.connect) else {
         served.stats.failed();
@@ -73,9 +65,13 @@ fn open(client: TcpStream, peer: SocketAddr, served: &Served, permit: Permit) {
     for socket in [&client, &target] {
         let _ = socket.set_nodelay(true);
         if let Some(idle) = timeouts.idle {
-            let _ = socket.set_read_timeout(Some(tick(idle)));
             let _ = socket.set_write_timeout(Some(tick(idle)));
         }
+    }
+    // The client inherited the listener's accept timeout: replace it.
+    let _ = client.set_read_timeout(timeouts.idle.map(tick));
+    if let Some(idle) = timeouts.idle {
+        let _ = target.set_read_timeout(Some(tick(idle)));
     }
     let ends = Ends {
         client,

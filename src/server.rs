@@ -1,13 +1,14 @@
 //! Listening: bind every rule's address first (so a port in use stops the
-//! start with exit 1 before anything serves), then one accept thread per
-//! TCP rule and one receive thread per UDP rule (udp.rs). Each client is checked against --allow before anything else
-//! happens for it. Accept errors are logged and backed off, never fatal.
-//! `Running` is what main keeps: the counters, and the means to stop
-//! listening for a drain.
+//! start with exit 1 before anything serves), then pooled threads accept on
+//! each TCP rule (the one that accepts a client serves it: no hand-off) and
+//! one thread receives on each UDP rule (udp.rs). Each client is checked
+//! against --allow before anything else happens for it. Accept errors are
+//! logged and backed off, never fatal. `Running` is what main keeps: the
+//! counters, and the means to stop listening for a drain.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::allow::AllowList;
 use crate::config::Config;
 use crate::error::Error;
 use crate::limit::Limit;
-use crate::pool::STACK_SIZE;
+use crate::pool::{Pool, PARK_TIME, STACK_SIZE};
 use crate::relay::{self, Served, Timeouts};
 use crate::rule::{Proto, Rule};
 use crate::stats::Stats;
@@ -115,6 +116,12 @@ fn bind(rule: &Rule) -> Result<Bound, Error> {
     if let Err(e) = sys::set_backlog(&listener, BACKLOG) {
         log::debug!("{}: cannot raise the listen backlog: {e}", rule.listen);
     }
+    // Without it, threads beyond the first would wait in accept for ever.
+    sys::set_accept_timeout(&listener, PARK_TIME).map_err(|source| Error::Bind {
+        addr: rule.listen,
+        proto: Proto::Tcp,
+        source,
+    })?;
     Ok(Bound::Tcp(listener))
 }
 
@@ -158,13 +165,14 @@ pub fn start(config: &Config) -> Result<Running, Error> {
                     timeouts,
                 });
                 running.counters.push((rule, Arc::clone(&served.stats)));
-                let accept = Accept {
+                let accept = Arc::new(Accept {
                     served,
                     listener: Arc::clone(&listener),
                     limit: Arc::clone(&limit),
                     allow: Arc::clone(&allow),
-                };
-                spawn.spawn(move || accept.run()).map_err(Error::Thread)?;
+                    accepting: AtomicUsize::new(0),
+                });
+                accept.add_thread().map_err(Error::Thread)?;
                 running.listeners.push(listener);
             }
             Bound::Udp(socket) => {
@@ -193,18 +201,75 @@ fn targets(rule: &Rule) -> String {
     list.join(", then ")
 }
 
-/// One rule's accept thread.
+/// How many threads of one rule may wait in accept at once. Each accepted
+/// client takes the thread that accepted it; the kernel wakes one waiter
+/// per client, and a thread whose client is served comes back to accept
+/// while fewer than this many wait, with no hand-off. When quiet for
+/// `PARK_TIME`, all but one go back to the pool (and from there, exit).
+const MAX_ACCEPTING: usize = 2;
+
+/// One TCP rule's listener and the threads accepting on it. A thread that
+/// accepts a client serves it itself (relay::serve); if it was the last one
+/// accepting, a pooled thread takes its place first.
 struct Accept {
     served: Arc<Served>,
     listener: Arc<TcpListener>,
     limit: Arc<Limit>,
     allow: Arc<AllowList>,
+    /// Threads accepting, or about to, on this listener.
+    accepting: AtomicUsize,
 }
 
 impl Accept {
-    fn run(self) {
+    /// One more thread accepting on this rule's listener, from the pool.
+    fn add_thread(self: &Arc<Self>) -> io::Result<()> {
+        self.accepting.fetch_add(1, Ordering::SeqCst);
+        let accept = Arc::clone(self);
+        Pool::global().run(move || accept.run()).inspect_err(|_| {
+            self.accepting.fetch_sub(1, Ordering::SeqCst);
+        })
+    }
+
+    /// Accepts and serves clients until listening stops, or until a client
+    /// is served while enough other threads accept.
+    fn run(self: Arc<Self>) {
         let rule = &self.served.rule;
         let mut backoff = Backoff::default();
+        loop {
+            let Some((client, peer)) = self.next(&mut backoff) else {
+                return;
+            };
+            if self.accepting.fetch_sub(1, Ordering::SeqCst) == 1 {
+                if let Err(e) = self.add_thread() {
+                    log::warn!(
+                        "rule {rule}: cannot start a thread to accept with: {e}; \
+                         accepting again once {peer} is served"
+                    );
+                }
+            }
+            let permit = self.limit.acquire();
+            relay::serve(client, peer, &self.served, permit);
+            if stopping() || !self.rejoin() {
+                return;
+            }
+        }
+    }
+
+    /// Counts this thread accepting again if fewer than MAX_ACCEPTING do.
+    fn rejoin(&self) -> bool {
+        self.accepting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_ACCEPTING).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// The next client --allow admits, once there is room under
+    /// --max-conns. None once listening has stopped, or when no client came
+    /// for `PARK_TIME` and another thread is accepting: this thread then no
+    /// longer counts as accepting.
+    fn next(&self, backoff: &mut Backoff) -> Option<(TcpStream, SocketAddr)> {
+        let rule = &self.served.rule;
         loop {
             self.limit.wait_for_room();
             let accepted = self.listener.accept();
@@ -213,26 +278,34 @@ impl Accept {
                 if let Ok((client, _)) = accepted {
                     let _ = sys::set_linger_zero(&client);
                 }
-                return;
+                self.accepting.fetch_sub(1, Ordering::SeqCst);
+                return None;
             }
-            let (client, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(e) if transient(&e) => continue,
-                Err(e) => {
-                    backoff.after(format_args!("rule {rule}: accept failed: {e}"));
-                    continue;
+            match accepted {
+                Ok((client, peer)) => {
+                    backoff.reset();
+                    if self.admit(&client, peer) {
+                        return Some((client, peer));
+                    }
                 }
-            };
-            backoff.reset();
-            if !self.admit(&client, peer) {
-                continue;
-            }
-            let permit = self.limit.acquire();
-            if let Err(e) = relay::start(client, peer, Arc::clone(&self.served), permit) {
-                log::warn!("rule {rule}: dropped client {peer}: cannot start a thread: {e}");
-                thread::sleep(FIRST_PAUSE);
+                Err(e) if relay::is_tick(&e) => {
+                    if self.leave() {
+                        return None;
+                    }
+                }
+                Err(e) if transient(&e) => {}
+                Err(e) => backoff.after(format_args!("rule {rule}: accept failed: {e}")),
             }
         }
+    }
+
+    /// Stops counting this thread as accepting, unless it is the last.
+    fn leave(&self) -> bool {
+        self.accepting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 1).then_some(n - 1)
+            })
+            .is_ok()
     }
 
     /// --allow: a client outside every range is reset at once and counted.

@@ -159,6 +159,52 @@ fn max_conns_holds_further_clients_until_one_closes() {
 }
 
 #[test]
+fn max_conns_is_exact_when_a_burst_meets_several_accepting_threads() {
+    // The target counts the connections open on it at once.
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (o, p) = (std::sync::Arc::clone(&open), std::sync::Arc::clone(&peak));
+    let target = server(move |stream| {
+        use std::sync::atomic::Ordering::SeqCst;
+        p.fetch_max(o.fetch_add(1, SeqCst) + 1, SeqCst);
+        // Counted closed before the echo ends, so the next client's open
+        // (after this one's slot is freed) never overlaps it.
+        let mut s = stream;
+        let mut b = [0u8; 1];
+        if s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {
+            thread::sleep(Duration::from_millis(100));
+        }
+        o.fetch_sub(1, SeqCst);
+    });
+    let port = free_port();
+    let _amb = Ambassador::serve(
+        &[&format!("127.0.0.1:{port}:{target}"), "--max-conns", "3"],
+        &[],
+        1,
+    );
+    // Warm up: served connections leave threads that accept again.
+    for _ in 0..3 {
+        ping(&mut connect(local(port)));
+    }
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = connect(local(port));
+                ping(&mut c);
+                // Wait for the target's end, so the slot is free before the next.
+                let mut rest = Vec::new();
+                c.read_to_end(&mut rest).unwrap();
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(peak, 3, "at most 3 open at once, and the cap reached");
+}
+
+#[test]
 fn max_conns_counts_all_rules_and_an_idle_listener_starves_no_other() {
     let target = echo_server();
     let (p1, p2, p3) = (free_port(), free_port(), free_port());

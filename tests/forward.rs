@@ -348,3 +348,19 @@ fn redis_large_value_and_pipeline_through_two_ambassadors_in_a_row() {
     assert_eq!(out.lines().count(), 2000);
     assert_eq!(redis_cli(near.port(), &["GET", "counter0"], None), "286");
 }
+
+#[test]
+fn a_connection_quiet_for_longer_than_the_accept_timeout_stays_open() {
+    // Accepted sockets inherit the listener's 2 s accept timeout; the
+    // ambassador must clear it, not take it for an idle tick.
+    let (amb, addr) = forwarder(echo_server(), &["-v"]);
+    let mut c = connect(addr);
+    let mut b = [0u8; 1];
+    c.write_all(b"a").unwrap();
+    c.read_exact(&mut b).unwrap();
+    thread::sleep(Duration::from_millis(2700));
+    c.write_all(b"b").unwrap();
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"b");
+    assert!(!amb.stderr().contains("aborted"), "{}", amb.stderr());
+}

@@ -3,8 +3,9 @@
 //! ambassador exits cleanly even as PID 1, where a signal with no handler is
 //! dropped), SO_LINGER 0 (so a close sends a reset), aborting a TCP
 //! connection in place (so a thread blocked on it wakes up without the fd
-//! being closed under it), shutting a listener so that its accept
-//! thread wakes, and UDP datagrams with the address they were sent to
+//! being closed under it), a timeout on accept (so that threads accepting
+//! beyond the first go back to the pool when quiet), shutting a listener so
+//! that its accepting threads wake, and UDP datagrams with the address they were sent to
 //! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address.
 //! Both glibc and musl provide these symbols.
 //!
@@ -28,7 +29,9 @@ mod wire;
 
 pub use datagram::{recv_with_arrival, send_from, want_arrival};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
-pub use socket::{abort, reset_all_on_exit, set_backlog, set_linger_zero, stop_listening};
+pub use socket::{
+    abort, reset_all_on_exit, set_accept_timeout, set_backlog, set_linger_zero, stop_listening,
+};
 pub use wire::Arrival;
 
 use std::io;

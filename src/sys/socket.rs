@@ -1,10 +1,13 @@
 //! TCP sockets: SO_LINGER 0 (a close sends a reset), aborting a connection
-//! in place, the listen backlog, and stopping a listener in place.
+//! in place, the listen backlog, a timeout on accept, and stopping a
+//! listener in place.
 
 use std::io;
-use std::mem::size_of;
-use std::os::fd::AsRawFd;
+use std::mem::{size_of, ManuallyDrop};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::raw::{c_int, c_void};
+use std::time::Duration;
 
 use super::check;
 
@@ -109,6 +112,16 @@ pub fn set_backlog(listener: &impl AsRawFd, backlog: c_int) -> io::Result<()> {
     // SAFETY: the fd is a bound, listening socket open for the borrow; calling
     // listen again only changes its backlog.
     check(unsafe { listen(listener.as_raw_fd(), backlog) })
+}
+
+/// Makes a blocking accept on this listener give up after `timeout` with
+/// WouldBlock (SO_RCVTIMEO, set by std's own setter so that its layout is
+/// right on every target). Accepted sockets inherit it.
+pub fn set_accept_timeout(listener: &TcpListener, timeout: Duration) -> io::Result<()> {
+    // SAFETY: the fd is open for the lifetime of the borrow, and ManuallyDrop
+    // never closes it: the stream only lends std's setsockopt wrapper.
+    let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });
+    stream.set_read_timeout(Some(timeout))
 }
 
 /// Stops a listening socket in place: the kernel refuses new clients at
