@@ -135,11 +135,7 @@ fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 fn parse_seconds(option: &str, text: &str) -> Result<Duration, Error> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s > 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    crate::seconds::parse(text.trim())
         .filter(|d| *d >= Duration::from_millis(1) && d.as_secs() <= 365 * 24 * 3600)
         .ok_or_else(|| {
             Error::Usage(format!(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::limit::Permit;
+use crate::seconds::Secs;
 use crate::stats::Stats;
 use crate::sys;
 
@@ -171,7 +172,7 @@ impl Conn {
         if now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) < idle {
             return Ok(());
         }
-        self.aborted(|| format!("idle for {:.3}s", idle as f64 / 1000.0));
+        self.aborted(|| format!("idle for {}", Secs(Duration::from_millis(idle))));
         Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))
     }
 
@@ -203,10 +204,10 @@ impl Drop for Conn {
             (Some(closed), Some(abort)) => format!("aborted: {abort} (after {closed})"),
         };
         log::debug!(
-            "{} -> {}: closed after {:.3}s, {} bytes up, {} bytes down, {}",
+            "{} -> {}: closed after {}, {} bytes up, {} bytes down, {}",
             self.peer,
             self.target_addr,
-            self.started.elapsed().as_secs_f64(),
+            Secs(self.started.elapsed()),
             self.bytes[0].load(Ordering::Relaxed),
             self.bytes[1].load(Ordering::Relaxed),
             why,

@@ -20,6 +20,7 @@ mod limit;
 mod pool;
 mod relay;
 mod rule;
+mod seconds;
 mod server;
 mod session;
 mod stats;
@@ -36,6 +37,7 @@ use log::LevelFilter;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::seconds::Secs;
 use crate::server::Running;
 use crate::sys::{SigSet, Signal};
 
@@ -124,8 +126,8 @@ fn drain(running: &Running, signals: &SigSet, name: &str, limit: Duration) -> io
     running.stop_listening();
     let at_signal = running.open();
     log::info!(
-        "received {name}: stopped listening; draining {at_signal} open connection(s) for up to {:.3}s",
-        limit.as_secs_f64()
+        "received {name}: stopped listening; draining {at_signal} open connection(s) for up to {}",
+        Secs(limit)
     );
     let deadline = Instant::now() + limit;
     loop {

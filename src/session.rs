@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::connect::resolve;
 use crate::limit::Permit;
 use crate::relay::is_tick;
+use crate::seconds::Secs;
 use crate::sys::{self, Arrival};
 use crate::udp::UdpRule;
 
@@ -150,10 +151,10 @@ impl Session {
         rule.forget(&self);
         let load = |counter: &AtomicU64| counter.load(Relaxed);
         log::debug!(
-            "{} -> {}: UDP session closed after {:.3}s, {} datagrams ({} bytes) up, {} datagrams ({} bytes) down, {why}",
+            "{} -> {}: UDP session closed after {}, {} datagrams ({} bytes) up, {} datagrams ({} bytes) down, {why}",
             self.client,
             self.target_addr(),
-            self.started.elapsed().as_secs_f64(),
+            Secs(self.started.elapsed()),
             load(&self.up[0]),
             load(&self.up[1]),
             load(&self.down[0]),
@@ -182,7 +183,7 @@ impl Session {
                 }
                 Err(e) if is_tick(&e) => {
                     if rule.expire(self) {
-                        break format!("idle for {:.3}s", rule.timeout.as_secs_f64());
+                        break format!("idle for {}", Secs(rule.timeout));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
