@@ -1,18 +1,24 @@
-//! The connection cap shared by all rules: a counter under a mutex, a condvar
-//! to wait for room, and a `Permit` that gives its slot back when dropped.
+//! The connection cap shared by all rules: an atomic count, taken and given
+//! back without a lock while there is room; a mutex and condvar only to
+//! wait for room at the cap. A `Permit` gives its slot back when dropped.
 //!
 //! Accepting threads wait for room *without* taking a slot, then accept,
 //! then take one (waiting again if another thread took the last). Taking
 //! the slot before a blocking accept would let an idle listener sit on it
 //! while clients of another rule wait.
 
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// At most `max` connections open at once.
 #[derive(Debug)]
 pub struct Limit {
     max: usize,
-    open: Mutex<usize>,
+    open: AtomicUsize,
+    /// Held to check the count before waiting on `freed`, and by a
+    /// `Permit` freeing a slot at the cap before it notifies: no wake-up
+    /// falls between a waiter's check and its wait.
+    full: Mutex<()>,
     freed: Condvar,
 }
 
@@ -27,68 +33,63 @@ impl Limit {
     pub fn new(max: usize) -> Arc<Limit> {
         Arc::new(Limit {
             max: max.max(1),
-            open: Mutex::new(0),
+            open: AtomicUsize::new(0),
+            full: Mutex::new(()),
             freed: Condvar::new(),
         })
     }
 
-    fn count(&self) -> MutexGuard<'_, usize> {
-        // Nothing panics while holding this lock; if it ever did, the count
-        // itself is still a plain integer and remains usable.
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Blocks until fewer than `max` connections are open; returns the count, locked.
-    fn room(&self) -> MutexGuard<'_, usize> {
-        let mut open = self.count();
-        while *open >= self.max {
-            open = self.freed.wait(open).unwrap_or_else(|e| e.into_inner());
-        }
-        open
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The mutex guards no data: usable even if a holder panicked.
+        self.full.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Blocks until fewer than `max` connections are open.
     pub fn wait_for_room(&self) {
-        drop(self.room());
+        if self.open.load(SeqCst) < self.max {
+            return;
+        }
+        let mut guard = self.lock();
+        while self.open.load(SeqCst) >= self.max {
+            guard = self.freed.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Takes a slot, waiting for one if all are in use.
     pub fn acquire(self: &Arc<Self>) -> Permit {
-        *self.room() += 1;
-        Permit {
-            limit: Arc::clone(self),
+        loop {
+            if let Some(permit) = self.try_acquire() {
+                return permit;
+            }
+            self.wait_for_room();
         }
     }
 
     /// Takes a slot if one is free now, without waiting.
     pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
-        let mut open = self.count();
-        if *open >= self.max {
-            return None;
-        }
-        *open += 1;
-        Some(Permit {
-            limit: Arc::clone(self),
-        })
+        self.open
+            .fetch_update(SeqCst, SeqCst, |n| (n < self.max).then_some(n + 1))
+            .ok()
+            .map(|_| Permit {
+                limit: Arc::clone(self),
+            })
     }
 
     /// How many slots are taken now.
     pub fn open(&self) -> usize {
-        *self.count()
+        self.open.load(SeqCst)
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut open = self.limit.count();
-        let was_full = *open >= self.limit.max;
-        *open -= 1;
-        drop(open);
+        let limit = &self.limit;
         // Only threads that found the cap reached wait on `freed`, so a slot
         // freed below the cap wakes nobody.
-        if was_full {
-            // Every accept thread may be waiting for room; wake them all.
-            self.limit.freed.notify_all();
+        if limit.open.fetch_sub(1, SeqCst) >= limit.max {
+            drop(limit.lock());
+            // Every accepting thread may be waiting for room; wake them all.
+            limit.freed.notify_all();
         }
     }
 }
