@@ -43,7 +43,7 @@ pub enum Error {
     },
     /// The signal mask could not be set up.
     Signals(io::Error),
-    /// An accept thread could not be started.
+    /// A thread to accept or receive on could not be started.
     Thread(io::Error),
 }
 
