@@ -14,3 +14,5 @@ pub mod env;
 pub mod error;
 #[path = "../../src/rule.rs"]
 pub mod rule;
+#[path = "../../src/seconds.rs"]
+pub mod seconds;
