@@ -57,6 +57,9 @@ file "$bin" | grep -q 'static' || { echo "FAIL: $bin is not static"; exit 1; }
 [ "$size" -lt 1000000 ] || { echo "FAIL: $bin is $size bytes, over 1 MB"; exit 1; }
 echo "ok: $bin is static, $size bytes"
 
+say "idle connections' memory (scripts/idle-memory.py)"
+scripts/idle-memory.py
+
 say "benchmark smoke test (scripts/bench --quick)"
 scripts/bench --quick --json bench-out/quick.json
 
