@@ -4,8 +4,11 @@
 //! see no work for `PARK_TIME` exit, so an ambassador that goes quiet gives
 //! its threads back.
 //!
-//! The pool knows nothing about sockets: it runs boxed jobs.
+//! The pool knows nothing about sockets: it runs boxed jobs. A job that
+//! knows its thread will not be needed again (an accepting thread leaving a
+//! quiet listener) calls `retire`, and the thread exits when the job ends.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
@@ -77,10 +80,23 @@ impl Pool {
     }
 }
 
+thread_local! {
+    static RETIRING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Ends the current pooled thread once its job returns, instead of parking
+/// it for the next job.
+pub fn retire() {
+    RETIRING.with(|r| r.set(true));
+}
+
 fn worker(pool: &'static Pool, first: Job) {
     let mut job = first;
     loop {
         job();
+        if RETIRING.with(|r| r.get()) {
+            return;
+        }
         let mut state = pool.lock();
         state.idle += 1;
         job = loop {
@@ -139,6 +155,31 @@ mod tests {
             thread::sleep(Duration::from_millis(1));
         }
         thread::sleep(PARK_TIME + Duration::from_millis(500));
+        assert_eq!(parked(pool), 0);
+    }
+
+    #[test]
+    fn a_retiring_thread_exits_instead_of_parking() {
+        // Sends when the thread's locals are destroyed: when it exits.
+        struct OnExit(mpsc::Sender<()>);
+        impl Drop for OnExit {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        thread_local! {
+            static ON_EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+        }
+        let pool = fresh();
+        let (tx, rx) = mpsc::channel();
+        pool.run(move || {
+            ON_EXIT.with(|e| *e.borrow_mut() = Some(OnExit(tx)));
+            retire();
+        })
+        .unwrap();
+        // Well before PARK_TIME, after which a parked thread would exit too.
+        rx.recv_timeout(PARK_TIME / 2)
+            .expect("the retired thread exited");
         assert_eq!(parked(pool), 0);
     }
 

@@ -17,7 +17,7 @@ use crate::allow::AllowList;
 use crate::config::Config;
 use crate::error::Error;
 use crate::limit::Limit;
-use crate::pool::{Pool, PARK_TIME, STACK_SIZE};
+use crate::pool::{self, Pool, PARK_TIME, STACK_SIZE};
 use crate::relay::{self, Served, Timeouts};
 use crate::rule::{Proto, Rule};
 use crate::stats::Stats;
@@ -205,7 +205,7 @@ fn targets(rule: &Rule) -> String {
 /// client takes the thread that accepted it; the kernel wakes one waiter
 /// per client, and a thread whose client is served comes back to accept
 /// while fewer than this many wait, with no hand-off. When quiet for
-/// `PARK_TIME`, all but one go back to the pool (and from there, exit).
+/// `PARK_TIME`, all but one exit, as parked copiers do.
 const MAX_ACCEPTING: usize = 2;
 
 /// One TCP rule's listener and the threads accepting on it. A thread that
@@ -290,6 +290,8 @@ impl Accept {
                 }
                 Err(e) if relay::is_tick(&e) => {
                     if self.leave() {
+                        // Quiet: this thread is not needed, now or as a copier.
+                        pool::retire();
                         return None;
                     }
                 }
