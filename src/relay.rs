@@ -62,16 +62,17 @@ pub fn serve(client: TcpStream, peer: SocketAddr, served: &Served, permit: Permi
         return;
     };
     log::debug!("{peer} -> {target_addr}: open (rule {rule})");
+    let tick = timeouts.idle.map(tick);
     for socket in [&client, &target] {
         let _ = socket.set_nodelay(true);
-        if let Some(idle) = timeouts.idle {
-            let _ = socket.set_write_timeout(Some(tick(idle)));
+        if tick.is_some() {
+            let _ = socket.set_read_timeout(tick);
+            let _ = socket.set_write_timeout(tick);
         }
     }
-    // The client inherited the listener's accept timeout: replace it.
-    let _ = client.set_read_timeout(timeouts.idle.map(tick));
-    if let Some(idle) = timeouts.idle {
-        let _ = target.set_read_timeout(Some(tick(idle)));
+    if tick.is_none() {
+        // The client inherited the listener's accept timeout: clear it.
+        let _ = client.set_read_timeout(None);
     }
     let ends = Ends {
         client,
