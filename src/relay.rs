@@ -62,15 +62,15 @@ pub fn serve(client: TcpStream, peer: SocketAddr, served: &Served, permit: Permi
         return;
     };
     log::debug!("{peer} -> {target_addr}: open (rule {rule})");
-    let tick = timeouts.idle.map(tick);
+    let every = timeouts.idle.map(tick);
     for socket in [&client, &target] {
         let _ = socket.set_nodelay(true);
-        if tick.is_some() {
-            let _ = socket.set_read_timeout(tick);
-            let _ = socket.set_write_timeout(tick);
+        if every.is_some() {
+            let _ = socket.set_read_timeout(every);
+            let _ = socket.set_write_timeout(every);
         }
     }
-    if tick.is_none() {
+    if every.is_none() {
         // The client inherited the listener's accept timeout: clear it.
         let _ = client.set_read_timeout(None);
     }

@@ -155,7 +155,6 @@ pub fn start(config: &Config) -> Result<Running, Error> {
             targets(&rule),
             rule.source
         );
-        let spawn = thread::Builder::new().stack_size(STACK_SIZE);
         match socket {
             Bound::Tcp(listener) => {
                 let listener = Arc::new(listener);
@@ -186,7 +185,8 @@ pub fn start(config: &Config) -> Result<Running, Error> {
                 let udp = Arc::new(udp);
                 running.counters.push((rule, Arc::clone(&udp.stats)));
                 let receiving = Arc::clone(&udp);
-                spawn
+                thread::Builder::new()
+                    .stack_size(STACK_SIZE)
                     .spawn(move || receiving.run(stopping))
                     .map_err(Error::Thread)?;
                 running.udp.push(udp);
