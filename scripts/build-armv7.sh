@@ -11,15 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=armv7-unknown-linux-musleabihf
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-if [ ! -f /usr/lib/arm-linux-musleabihf/libc.a ] || ! command -v arm-linux-gnueabihf-gcc >/dev/null; then
-    echo "build-armv7: installing musl-dev:armhf and gcc-arm-linux-gnueabihf" >&2
-    dpkg --print-foreign-architectures | grep -qx armhf || as_root dpkg --add-architecture armhf
-    # A package source that has no armhf index only warns here; the install below is what must work.
-    as_root apt-get update -qq >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq musl-dev:armhf gcc-arm-linux-gnueabihf >/dev/null
-fi
+source scripts/lib/needs.sh
+needs_install /usr/lib/arm-linux-musleabihf/libc.a arm-linux-gnueabihf-gcc
 rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src >&2
 
 # std's unwind crate asks for -lunwind; gcc's libgcc_eh is that unwinder.

@@ -30,8 +30,8 @@ fi
 
 if ! docker image inspect busybox >/dev/null 2>&1 && ! docker pull -q busybox >/dev/null 2>&1; then
     if [ "$arch" = x86_64 ]; then
-        bb=$(command -v busybox || true)
-        [ -n "$bb" ] || { echo "build-images: no busybox image and no busybox binary: apt-get install busybox-static" >&2; exit 1; }
+        bash scripts/lib/needs.sh check busybox file || exit 1
+        bb=$(command -v busybox)
         file -L "$bb" | grep -q 'static' || { echo "build-images: $bb is not static: apt-get install busybox-static" >&2; exit 1; }
         echo "build-images: no busybox image to pull; making one from $bb"
         root=$(mktemp -d)

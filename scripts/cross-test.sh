@@ -16,7 +16,7 @@ case $arch in
              bash scripts/build-armv7.sh >/dev/null ;;
     *) echo "Usage: scripts/cross-test.sh --arch aarch64|armv7" >&2; exit 2 ;;
 esac
-command -v "$qemu" >/dev/null || { echo "cross-test: $qemu missing: apt-get install qemu-user-static" >&2; exit 1; }
+bash scripts/lib/needs.sh check "$qemu" file redis-server redis-cli || exit 1
 bin=target/$target/release/ambassador
 file "$bin"
 file "$bin" | grep -Eq "$want" || { echo "FAIL: not a static $arch binary"; exit 1; }

@@ -16,12 +16,17 @@ fi
 
 P=ambe2e$$
 source scripts/lib/common.sh
+# Compose v1 (docker-compose, Debian's package) or v2 (the `docker compose` plugin), whichever is here.
+if command -v docker-compose >/dev/null; then compose=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then compose=(docker compose)
+else compose=()
+fi
 
 cleanup() {
     local ids
     ids=$(docker ps -aq --filter "name=^$P-")
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
-    [ -f examples/docker-compose.yml ] && docker-compose -f examples/docker-compose.yml -p "$P" down -v >/dev/null 2>&1
+    [ ${#compose[@]} -gt 0 ] && "${compose[@]}" -f examples/docker-compose.yml -p "$P" down -v >/dev/null 2>&1
     docker network rm "$P-net" >/dev/null 2>&1
     # The connections this script held open, by PID.
     for pid in "${holders[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
@@ -198,21 +203,21 @@ check "same ambassador, not restarted, follows redis to its new address" test "$
 check "ambassador was not restarted" test "$(docker inspect -f '{{.State.StartedAt}}' "$P-amb")" = "$started"
 
 # --- the compose example
-if command -v docker-compose >/dev/null; then
+if [ ${#compose[@]} -gt 0 ]; then
     export REDIS_IMAGE=$REDIS AMBASSADOR_IMAGE=ambassador:scratch
-    if docker-compose -f examples/docker-compose.yml -p "$P" up -d >/dev/null 2>&1; then
+    if "${compose[@]}" -f examples/docker-compose.yml -p "$P" up -d >/dev/null 2>&1; then
         pong=""
         for _ in $(seq 1 20); do
             pong=$(docker run --rm --network "${P}_default" "$REDIS" redis-cli -h redis-ambassador ping 2>&1 | tr -d '\r')
             [ "$pong" = PONG ] && break
             sleep 0.25
         done
-        check "docker-compose example: PING through the ambassador service" test "$pong" = PONG
+        check "${compose[*]} example: PING through the ambassador service" test "$pong" = PONG
     else
-        bad "docker-compose up"
+        bad "${compose[*]} up"
     fi
 else
-    bad "docker-compose not installed (apt-get install docker-compose)"
+    bad "neither docker-compose nor docker compose is installed (apt-get install docker-compose)"
 fi
 
 echo "docker-e2e: $passed passed, $failed failed"

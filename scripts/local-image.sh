@@ -8,8 +8,8 @@
 # Usage: scripts/local-image.sh redis|dnsmasq
 set -euo pipefail
 case ${1:-} in
-    redis) programs=(redis-server:redis-server redis-cli:redis-tools) ;;
-    dnsmasq) programs=(dnsmasq:dnsmasq-base) ;;
+    redis) programs=(redis-server redis-cli) ;;
+    dnsmasq) programs=(dnsmasq) ;;
     *) echo "Usage: scripts/local-image.sh redis|dnsmasq" >&2; exit 2 ;;
 esac
 image=ambassador-demo/$1:local
@@ -18,9 +18,9 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/bin" "$root/etc" "$root/data" "$root/tmp"
 chmod 1777 "$root/tmp"
+bash "$(dirname "$0")/lib/needs.sh" check "${programs[@]}"
 for p in "${programs[@]}"; do
-    bin=$(command -v "${p%%:*}" || PATH=$PATH:/usr/sbin command -v "${p%%:*}") \
-        || { echo "local-image: ${p%%:*} missing: apt-get install ${p#*:}" >&2; exit 1; }
+    bin=$(command -v "$p" || PATH=$PATH:/usr/sbin command -v "$p")
     cp -L "$bin" "$root/usr/bin/"
     # Every library the binary loads, and the loader, at the same paths.
     for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do

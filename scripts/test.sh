@@ -18,25 +18,17 @@ started=$(date +%s)
 say() { printf '\n== %s  (at %ss)\n' "$*" "$(($(date +%s) - started))"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# program:package pairs the tests run for real.
-needed=(redis-server:redis-server redis-cli:redis-tools socat:socat unshare:util-linux
-        ip:iproute2 busybox:busybox-static qemu-aarch64-static:qemu-user-static
-        haproxy:haproxy iperf3:iperf3 redis-benchmark:redis-tools file:file
-        dnsmasq:dnsmasq-base dig:bind9-dnsutils nginx:nginx-light)
-missing=()
-for pair in "${needed[@]}"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    # A mirror that is mid-sync for one index only fails that index; the install says what matters.
-    as_root apt-get update -qq || echo "apt-get update reported an error; installing anyway"
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# Debian packages: the one list in scripts/lib/needs.sh.
+source scripts/lib/needs.sh
+say "prerequisites"
+needs_install
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 done
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+for component in clippy rustfmt rust-src; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
+python3 -m pip --version >/dev/null 2>&1 || python3 -m ensurepip -q
 command -v kubernetes-validate >/dev/null || python3 -m pip install -q --root-user-action=ignore kubernetes-validate
 
 say "cargo fmt --check && cargo clippy"

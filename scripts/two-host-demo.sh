@@ -31,9 +31,7 @@ step() { printf '\n%s $ %s\n' "$1" "$2"; }
 die() { echo "two-host-demo: $*" >&2; exit 1; }
 
 netns_demo() {
-    for p in redis-server:redis-server redis-cli:redis-tools; do
-        command -v "${p%%:*}" >/dev/null || die "${p%%:*} missing: apt-get install ${p#*:}"
-    done
+    bash scripts/lib/needs.sh check redis-server redis-cli ip || exit 1
     source scripts/lib/common.sh
     if [ -n "$bin" ]; then bin=$(readlink -f "$bin"); else bin=$(musl_binary) || die "cannot build the binary"; fi
     source scripts/lib/two-hosts.sh

@@ -26,7 +26,7 @@ start() { local ns; ns=$(ns_of "$1"); shift; ip netns exec "$ns" "$@" & started=
 
 hosts_up() {
     [ "$(id -u)" = 0 ] || { echo "needs root (ip netns)" >&2; return 1; }
-    command -v ip >/dev/null || { echo "ip missing: apt-get install iproute2" >&2; return 1; }
+    bash scripts/lib/needs.sh check ip || return 1
     ip netns add "$BIG_NS" && ip netns add "$CLIENT_NS" || return 1
     ip link add "$BIG_IF" type veth peer name "$CLIENT_IF" || return 1
     ip link set "$BIG_IF" netns "$BIG_NS" && ip link set "$CLIENT_IF" netns "$CLIENT_NS" || return 1
