@@ -4,9 +4,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-
-use crate::rule::Proto;
 
 /// Everything that stops ambassador before or while it starts serving.
 #[derive(Debug)]
@@ -19,7 +16,7 @@ pub enum Error {
         text: String,
         reason: String,
     },
-    /// A `<NAME>_PORT_<P>_TCP` variable whose name or value is not usable.
+    /// A `<NAME>_PORT_<P>_TCP` or `_UDP` variable whose name or value is not usable.
     BadVariable {
         name: String,
         value: String,
@@ -36,11 +33,8 @@ pub enum Error {
     /// Neither arguments nor the environment gave a rule.
     NoRules,
     /// A listen address that could not be bound (in use, no permission...).
-    Bind {
-        addr: SocketAddr,
-        proto: Proto,
-        source: io::Error,
-    },
+    /// `listen` is the address as a rule shows it (`0.0.0.0:53/udp`).
+    Bind { listen: String, source: io::Error },
     /// The signal mask could not be set up.
     Signals(io::Error),
     /// A thread to accept or receive on could not be started.
@@ -103,11 +97,7 @@ impl fmt::Display for Error {
                  or set a variable such as REDIS_PORT_6379_TCP=tcp://redis:6379 \
                  (see 'ambassador --help')"
             ),
-            Error::Bind {
-                addr,
-                proto,
-                source,
-            } => write!(f, "cannot listen on {addr}{}: {source}", proto.suffix()),
+            Error::Bind { listen, source } => write!(f, "cannot listen on {listen}: {source}"),
             Error::Signals(source) => write!(f, "cannot block SIGTERM and SIGINT: {source}"),
             Error::Thread(source) => write!(f, "cannot start a thread: {source}"),
         }

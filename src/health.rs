@@ -15,10 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use crate::config::Config;
-use crate::connect::{connect_target, resolve};
-use crate::env;
-use crate::rule::{Proto, Rule};
+use crate::config::rule::{Listen, Rule};
+use crate::config::{env, Config};
+use crate::flow::targets::{first_answer, resolve_first};
+use crate::stream::connect::connect_target;
 
 /// Probes every rule, writes a line for each; true if every rule passed.
 pub fn run(config: &Config, out: &mut impl Write) -> io::Result<bool> {
@@ -46,57 +46,48 @@ pub fn probe_address(listen: SocketAddr) -> SocketAddr {
 }
 
 fn probe(rule: &Rule, config: &Config) -> (bool, String) {
-    if rule.proto == Proto::Udp {
-        return probe_udp(rule);
-    }
-    let at = probe_address(rule.listen);
-    let (listening, listen_text) = match TcpStream::connect_timeout(&at, config.connect_timeout) {
-        Ok(_) => (true, format!("listening at {at}")),
-        Err(e) => (false, format!("not listening at {at}: {e}")),
+    let (listening, listen_text) = match rule.listen {
+        Listen::Tcp(addr) => {
+            let at = probe_address(addr);
+            match TcpStream::connect_timeout(&at, config.connect_timeout) {
+                Ok(_) => (true, format!("listening at {at}")),
+                Err(e) => (false, format!("not listening at {at}: {e}")),
+            }
+        }
+        Listen::Udp(addr) => match UdpSocket::bind(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => (true, format!("{addr} is held")),
+            Err(e) => (false, format!("cannot check {addr}: {e}")),
+            Ok(_) => (false, format!("nothing holds {addr}")),
+        },
     };
     let mut failures = Vec::new();
-    for target in &rule.targets {
-        match connect_target(target, config.connect_timeout) {
-            Ok((_, addr)) => {
-                return (
-                    listening,
-                    format!("{listen_text}; target {target} answers at {addr}"),
-                );
-            }
-            Err(e) => failures.push(format!("{target}: {e}")),
+    let found = first_answer(
+        &rule.targets,
+        0,
+        |target| match rule.listen {
+            // UDP has no handshake: a target passes when its name resolves.
+            Listen::Udp(_) => resolve_first(target).map(|addr| format!("resolves to {addr}")),
+            Listen::Tcp(_) => connect_target(target, config.connect_timeout)
+                .map(|(_, reached)| format!("answers at {reached}")),
+        },
+        |target, e| failures.push(format!("{target}: {e}")),
+    );
+    match found {
+        Some((index, how)) => (
+            listening,
+            format!("{listen_text}; target {} {how}", rule.targets[index]),
+        ),
+        None => {
+            let none = match rule.listen {
+                Listen::Udp(_) => "no target resolves",
+                Listen::Tcp(_) => "no target answers",
+            };
+            (
+                false,
+                format!("{listen_text}; {none} ({})", failures.join("; ")),
+            )
         }
     }
-    (
-        false,
-        format!("{listen_text}; no target answers ({})", failures.join("; ")),
-    )
-}
-
-fn probe_udp(rule: &Rule) -> (bool, String) {
-    let (held, held_text) = match UdpSocket::bind(rule.listen) {
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            (true, format!("{} is held", rule.listen))
-        }
-        Err(e) => (false, format!("cannot check {}: {e}", rule.listen)),
-        Ok(_) => (false, format!("nothing holds {}", rule.listen)),
-    };
-    let mut failures = Vec::new();
-    for target in &rule.targets {
-        match resolve(target).map(|mut addrs| addrs.next()) {
-            Ok(Some(addr)) => {
-                return (
-                    held,
-                    format!("{held_text}; target {target} resolves to {addr}"),
-                );
-            }
-            Ok(None) => failures.push(format!("{target}: no address")),
-            Err(e) => failures.push(format!("{target}: {e}")),
-        }
-    }
-    (
-        false,
-        format!("{held_text}; no target resolves ({})", failures.join("; ")),
-    )
 }
 
 /// How a process was started: its arguments after the program name, and

@@ -1,29 +1,20 @@
-//! ambassador: a tiny TCP forwarder for the ambassador pattern.
+//! ambassador: a tiny TCP and UDP forwarder for the ambassador pattern.
 //!
-//! A byte's way: arguments and environment (cli.rs, env.rs) -> rules
-//! (rule.rs, config.rs) -> listeners (server.rs, limit.rs, pool.rs) ->
-//! targets (connect.rs) -> relays (relay.rs, conn.rs) -> sockets (sys.rs for
-//! what std lacks). This file only parses,
-//! sets up logging, dispatches (run, --check, --healthcheck) and turns errors
-//! into exit codes in one place.
+//! A byte's way, one folder a stage: arguments and environment to rules
+//! (config/) -> the running process, its listeners and drain (serve/) ->
+//! stream connections (stream/) or UDP sessions (udp/), over what both
+//! share (flow/: the cap, the thread pool, counters, the target walk) ->
+//! sockets, with what std lacks in sys/ (the only unsafe code). This file
+//! only parses, sets up logging, dispatches (run, --check, --healthcheck)
+//! and turns errors into exit codes in one place.
 #![deny(unsafe_code)]
 
-mod allow;
-mod cli;
 mod config;
-mod conn;
-mod connect;
-mod env;
 mod error;
+mod flow;
 mod health;
-mod limit;
-mod pool;
-mod relay;
-mod rule;
-mod seconds;
-mod server;
-mod session;
-mod stats;
+mod serve;
+mod stream;
 #[cfg(target_os = "linux")]
 mod sys;
 mod udp;
@@ -31,18 +22,11 @@ mod udp;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use log::LevelFilter;
 
-use crate::config::Config;
+use crate::config::{cli, env, Config};
 use crate::error::Error;
-use crate::seconds::Secs;
-use crate::server::Running;
-use crate::sys::{SigSet, Signal};
-
-/// How often a drain looks whether every connection has finished.
-const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 fn main() -> ExitCode {
     match run() {
@@ -96,60 +80,14 @@ fn load_config(args: &cli::Args) -> Result<Config, Error> {
     config::build(args, &env::lossy_pairs(std::env::vars_os()))
 }
 
-/// Serves until SIGTERM or SIGINT, logging the counters on SIGUSR1; then
-/// drains if asked, logs the counters and resets what is still open.
+/// Serves until SIGTERM or SIGINT, then drains if asked (serve/drain.rs).
 fn serve(config: &Config) -> Result<u8, Error> {
     // Before any thread exists, so that every thread inherits the mask and
     // only the main thread ever sees these signals.
     let signals = sys::block_signals().map_err(Error::Signals)?;
-    let running = server::start(config)?;
-    let name = loop {
-        match sys::wait_for(&signals).map_err(Error::Signals)? {
-            Signal::Counters => running.log_counters(),
-            Signal::Exit(name) => break name,
-        }
-    };
-    if config.drain.is_zero() {
-        log::info!("received {name}, exiting");
-    } else {
-        drain(&running, &signals, name, config.drain).map_err(Error::Signals)?;
-    }
-    running.log_counters();
-    // A FIN would make a cut stream look complete: reset what is left.
-    sys::reset_all_on_exit();
+    let running = serve::start(config)?;
+    serve::until_signalled(&running, &signals, config.drain).map_err(Error::Signals)?;
     Ok(0)
-}
-
-/// Stops listening, then waits until no connection is open, `limit` has
-/// passed, or a second SIGTERM/SIGINT comes.
-fn drain(running: &Running, signals: &SigSet, name: &str, limit: Duration) -> io::Result<()> {
-    running.stop_listening();
-    let at_signal = running.open();
-    log::info!(
-        "received {name}: stopped listening; draining {at_signal} open connection(s) for up to {}",
-        Secs(limit)
-    );
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if running.open() == 0 || left.is_zero() {
-            break;
-        }
-        match sys::wait_for_within(signals, left.min(DRAIN_POLL))? {
-            Some(Signal::Exit(again)) => {
-                log::info!("received {again} again: ending the drain now");
-                break;
-            }
-            Some(Signal::Counters) => running.log_counters(),
-            None => {}
-        }
-    }
-    let open = running.open();
-    log::info!(
-        "drain done: {at_signal} open at {name}, {} finished, {open} reset",
-        at_signal.saturating_sub(open)
-    );
-    Ok(())
 }
 
 /// Prints to stdout; a closed stdout (`| head`) is not worth a panic.

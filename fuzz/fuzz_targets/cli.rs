@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         .split('\n')
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect();
-    let Ok(parsed) = cli::parse(&args) else {
+    let Ok(parsed) = config::cli::parse(&args) else {
         return;
     };
     match config::build(&parsed, &vars) {

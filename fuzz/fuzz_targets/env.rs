@@ -13,11 +13,11 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|line| line.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    match env::rules_from_env(&vars) {
+    match config::env::rules_from_env(&vars) {
         Ok(rules) => {
             for r in rules {
                 assert!(!r.targets.is_empty());
-                assert_eq!(r.listen.ip().to_string(), "0.0.0.0");
+                assert_eq!(r.listen.addr().ip().to_string(), "0.0.0.0");
             }
         }
         Err(e) => {

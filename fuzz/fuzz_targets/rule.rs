@@ -11,16 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok((listen, targets, proto)) = rule::parse_rule(text) {
-        assert!(!targets.is_empty());
-        let shown = rule::Rule {
-            listen,
-            proto,
-            targets: targets.clone(),
-            source: rule::Source::Argument(1),
-        }
-        .to_string();
-        let again = rule::parse_rule(&shown).expect("printed rule parses");
-        assert_eq!(again, (listen, targets, proto), "{shown}");
+    if let Ok(rule) = config::rule::Rule::parse(text, config::rule::Source::Argument(1)) {
+        assert!(!rule.targets.is_empty());
+        let shown = rule.to_string();
+        let again = config::rule::Rule::parse(&shown, config::rule::Source::Argument(1))
+            .expect("printed rule parses");
+        assert_eq!(again, rule, "{shown}");
     }
 });

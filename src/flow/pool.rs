@@ -1,8 +1,9 @@
-//! Copier threads, reused: a finished copier parks for a while and the next
-//! connection wakes it instead of creating a thread (clone, stack mmap,
-//! guard page, signal stack) and destroying it again. Parked threads that
-//! see no work for `PARK_TIME` exit, so an ambassador that goes quiet gives
-//! its threads back.
+//! Threads, reused: the accepting threads of stream rules, the copiers of
+//! their connections and the reply threads of UDP sessions all run here. A
+//! finished job's thread parks for a while and the next job wakes it
+//! instead of creating a thread (clone, stack mmap, guard page, signal
+//! stack) and destroying it again. Parked threads that see no work for
+//! `PARK_TIME` exit, so an ambassador that goes quiet gives its threads back.
 //!
 //! The pool knows nothing about sockets: it runs boxed jobs. A job that
 //! knows its thread will not be needed again (an accepting thread leaving a
@@ -131,6 +132,20 @@ mod tests {
         pool.lock().idle
     }
 
+    /// Polls `done` every millisecond for up to 10 s; true once it holds.
+    fn within_10s(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
     #[test]
     fn a_finished_thread_runs_the_next_job() {
         let pool = fresh();
@@ -138,24 +153,20 @@ mod tests {
         let tx2 = tx.clone();
         pool.run(move || tx.send(thread::current().id()).unwrap())
             .unwrap();
-        let first = rx.recv().unwrap();
-        while parked(pool) == 0 {
-            thread::sleep(Duration::from_millis(1));
-        }
+        let first = rx.recv_timeout(WAIT).unwrap();
+        assert!(within_10s(|| parked(pool) == 1), "the thread parked");
         pool.run(move || tx2.send(thread::current().id()).unwrap())
             .unwrap();
-        assert_eq!(rx.recv().unwrap(), first);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), first);
     }
 
     #[test]
     fn parked_threads_exit_after_the_park_time() {
         let pool = fresh();
         pool.run(|| ()).unwrap();
-        while parked(pool) == 0 {
-            thread::sleep(Duration::from_millis(1));
-        }
-        thread::sleep(PARK_TIME + Duration::from_millis(500));
-        assert_eq!(parked(pool), 0);
+        assert!(within_10s(|| parked(pool) == 1), "the thread parked");
+        // It leaves once PARK_TIME passes with no job: waited for, not slept for.
+        assert!(within_10s(|| parked(pool) == 0), "the parked thread left");
     }
 
     #[test]
@@ -195,9 +206,7 @@ mod tests {
             })
             .unwrap();
         }
-        let mut got: Vec<i32> = (0..64)
-            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
-            .collect();
+        let mut got: Vec<i32> = (0..64).map(|_| rx.recv_timeout(WAIT).unwrap()).collect();
         got.sort();
         assert_eq!(got, (0..64).collect::<Vec<_>>());
     }

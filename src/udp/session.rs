@@ -10,17 +10,19 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::connect::resolve;
-use crate::limit::Permit;
-use crate::relay::is_tick;
-use crate::seconds::Secs;
+use super::UdpRule;
+use crate::config::seconds::Secs;
+use crate::flow::activity::{is_tick, tick, Activity};
+use crate::flow::limit::Permit;
+use crate::flow::targets::{first_answer, resolve_first};
+use crate::flow::Direction;
 use crate::sys::{self, Arrival};
-use crate::udp::UdpRule;
 
-/// The largest datagram that can arrive (65,535 less the UDP header);
-/// buffers this size never truncate one.
+/// A buffer that never truncates a datagram: the largest UDP payload is
+/// 65,535 less the 8-byte UDP header (65,527; over IPv4 also less the
+/// 20-byte IP header, 65,507), so 64 KiB holds any with room to spare.
 pub const MAX_DATAGRAM: usize = 65_536;
 
 /// A client's session with the rule's targets.
@@ -31,10 +33,9 @@ pub struct Session {
     socket: UdpSocket,
     /// The index of the current target in the rule's list, and its address.
     target: Mutex<(usize, SocketAddr)>,
-    started: Instant,
-    /// Milliseconds since `started` at the last datagram either way; the
-    /// receive side writes it under the session table's lock (see udp.rs).
-    pub last_ms: AtomicU64,
+    /// The last datagram either way; the receive side touches it under the
+    /// session table's lock (see mod.rs).
+    activity: Activity,
     /// [datagrams up, bytes up], counted by the receive side as it sends.
     up: [AtomicU64; 2],
     /// [datagrams down, bytes down], stored by the reply thread at the end.
@@ -65,8 +66,7 @@ impl Session {
             arrival,
             socket,
             target: Mutex::new((index, addr)),
-            started: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            activity: Activity::new(),
             up: Default::default(),
             down: Default::default(),
             _permit: permit,
@@ -84,14 +84,12 @@ impl Session {
 
     /// Marks the session active now.
     pub fn touch(&self) {
-        self.last_ms
-            .fetch_max(self.started.elapsed().as_millis() as u64, Relaxed);
+        self.activity.touch();
     }
 
     /// True once nothing moved either way for `timeout`.
     pub fn expired(&self, timeout: Duration) -> bool {
-        let now = self.started.elapsed().as_millis() as u64;
-        now.saturating_sub(self.last_ms.load(Relaxed)) >= timeout.as_millis() as u64
+        self.activity.quiet_for(timeout)
     }
 
     /// Sends a client's datagram to the target; a refusal reported by the
@@ -108,7 +106,7 @@ impl Session {
             Ok(n) => {
                 self.up[0].fetch_add(1, Relaxed);
                 self.up[1].fetch_add(n as u64, Relaxed);
-                rule.stats.delivered(crate::conn::Direction::Up, n);
+                rule.stats.delivered(Direction::Up, n);
             }
             Err(e) => log::debug!(
                 "{} -> {}: datagram not sent: {e}",
@@ -143,8 +141,7 @@ impl Session {
     /// The reply thread: carries the target's datagrams to the client until
     /// the session expires or no target is left; then leaves the table.
     pub fn reply_loop(self: Arc<Session>, rule: Arc<UdpRule>) {
-        let tick = (rule.timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let why = match self.socket.set_read_timeout(Some(tick)) {
+        let why = match self.socket.set_read_timeout(Some(tick(rule.timeout))) {
             Ok(()) => self.replies(&rule),
             Err(e) => format!("cannot set a timeout: {e}"),
         };
@@ -154,7 +151,7 @@ impl Session {
             "{} -> {}: UDP session closed after {}, {} datagrams ({} bytes) up, {} datagrams ({} bytes) down, {why}",
             self.client,
             self.target_addr(),
-            Secs(self.started.elapsed()),
+            Secs(self.activity.age()),
             load(&self.up[0]),
             load(&self.up[1]),
             load(&self.down[0]),
@@ -176,7 +173,7 @@ impl Session {
                         Ok(_) => {
                             down[0] += 1;
                             down[1] += n as u64;
-                            rule.stats.delivered(crate::conn::Direction::Down, n);
+                            rule.stats.delivered(Direction::Down, n);
                         }
                         Err(e) => log::debug!("{}: reply not sent: {e}", self.client),
                     }
@@ -189,7 +186,7 @@ impl Session {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     if !self.fail_over(rule) {
-                        rule.stats.failed();
+                        rule.stats.no_target();
                         log::warn!(
                             "rule {}: no target answered; ending the session of {}",
                             rule.rule,
@@ -207,32 +204,17 @@ impl Session {
     }
 }
 
-/// Walks the rule's targets from `first` on: the first whose address
+/// Walks the rule's targets from `first` on: the first whose first address
 /// `connect` accepts, with its index; a warning for each that fails.
 fn first_target<T>(
     rule: &UdpRule,
     first: usize,
     mut connect: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> Option<(usize, T)> {
-    for index in first..rule.rule.targets.len() {
-        match resolve_first(rule, index).and_then(&mut connect) {
-            Ok(found) => return Some((index, found)),
-            Err(e) => log::warn!(
-                "rule {}: target {} failed: {e}",
-                rule.rule,
-                rule.rule.targets[index]
-            ),
-        }
-    }
-    None
-}
-
-/// The first address target `index` of the rule resolves to now.
-fn resolve_first(rule: &UdpRule, index: usize) -> io::Result<SocketAddr> {
-    let target = &rule.rule.targets[index];
-    let addr = resolve(target)?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-    log::trace!("{target} at {addr}");
-    Ok(addr)
+    first_answer(
+        &rule.rule.targets,
+        first,
+        |target| resolve_first(target).and_then(&mut connect),
+        |target, e| log::warn!("rule {}: target {target} failed: {e}", rule.rule),
+    )
 }

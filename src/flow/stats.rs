@@ -1,10 +1,11 @@
 //! Counters per rule, for SIGUSR1 and the exit log: relaxed atomics, bumped
-//! when a client is turned away, when a connection opens and closes, and by
-//! the copiers as they deliver bytes. Nothing here is on a lock or waits.
+//! when a client is turned away, when a connection or session opens and
+//! closes, and by the copiers as they deliver bytes. Nothing here is on a
+//! lock or waits.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::conn::Direction;
+use super::Direction;
 
 /// What one rule has done since the start.
 #[derive(Debug, Default)]
@@ -16,7 +17,7 @@ pub struct Stats {
     /// Clients turned away by --allow.
     denied: AtomicU64,
     /// Clients for which no target answered.
-    failed: AtomicU64,
+    no_target: AtomicU64,
     /// UDP datagrams dropped because they would open a session over --max-conns.
     over_cap: AtomicU64,
     /// Bytes delivered, by `Direction`: each on a cache line of its own, as
@@ -45,8 +46,8 @@ impl Stats {
         self.denied.fetch_add(1, Relaxed);
     }
 
-    pub fn failed(&self) {
-        self.failed.fetch_add(1, Relaxed);
+    pub fn no_target(&self) {
+        self.no_target.fetch_add(1, Relaxed);
     }
 
     pub fn over_cap(&self) {
@@ -69,7 +70,7 @@ impl Stats {
             self.open.load(Relaxed),
             self.served.load(Relaxed),
             self.denied.load(Relaxed),
-            self.failed.load(Relaxed),
+            self.no_target.load(Relaxed),
             self.bytes[0].0.load(Relaxed),
             self.bytes[1].0.load(Relaxed),
         )
@@ -87,8 +88,8 @@ mod tests {
         stats.opened();
         stats.closed();
         stats.denied();
-        stats.failed();
-        stats.failed();
+        stats.no_target();
+        stats.no_target();
         stats.delivered(Direction::Up, 10);
         stats.delivered(Direction::Down, 7);
         stats.delivered(Direction::Up, 5);

@@ -1,20 +1,61 @@
-//! Plain data for what ambassador forwards: a `Rule` listens on one address
-//! (TCP or UDP) and forwards to `Target`s tried in order. Parsing one RULE string lives here;
-//! `Display` writes a rule back in the same syntax, so `--check` output can be
-//! pasted back as arguments. Nothing here touches the network.
+//! Plain data for what ambassador forwards: a `Rule` listens at one `Listen`
+//! (an address and port, TCP or UDP) and forwards to `Target`s tried in
+//! order. Parsing one RULE string and telling whether two listen sides
+//! clash live here; `Display` writes a rule back in the same syntax, so
+//! `--check` output can be pasted back as arguments. Nothing here touches
+//! the network.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+pub use super::address::parse_port;
+use super::address::{parse_listen_host, parse_target_host, split_fields};
 
 /// The syntax of a RULE, repeated in error messages.
 pub const RULE_SYNTAX: &str =
     "expected [LISTEN_HOST:]LISTEN_PORT:HOST:PORT[,HOST:PORT...][/tcp|/udp]";
 
-/// The transport a rule forwards.
+/// The transport a rule forwards, as its text (or a variable's name) says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
     Tcp,
     Udp,
+}
+
+/// Where a rule listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP port on one address, or on every address (0.0.0.0, [::]).
+    Tcp(SocketAddr),
+    /// A UDP port, likewise.
+    Udp(SocketAddr),
+}
+
+/// A place to forward to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A host and port over the network. `host` is a name, an IPv4 or an
+    /// IPv6 address (without brackets); names are resolved at each
+    /// connection, not here.
+    Net { host: String, port: u16 },
+}
+
+/// One forwarding rule: where to listen and whom to forward to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub listen: Listen,
+    /// Never empty, no target twice; tried in order for each new connection.
+    pub targets: Vec<Target>,
+    pub source: Source,
+}
+
+/// Where a rule came from, so that messages can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The n-th RULE argument, counting from 1.
+    Argument(usize),
+    /// An environment variable, by name.
+    Variable(String),
 }
 
 impl Proto {
@@ -27,56 +68,86 @@ impl Proto {
     }
 }
 
-/// One forwarding rule: where to listen and whom to forward to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    pub listen: SocketAddr,
-    pub proto: Proto,
-    /// Never empty; tried in order for each new connection.
-    pub targets: Vec<Target>,
-    pub source: Source,
-}
+impl Listen {
+    /// Listening at `addr` with `proto`.
+    pub fn new(proto: Proto, addr: SocketAddr) -> Listen {
+        match proto {
+            Proto::Tcp => Listen::Tcp(addr),
+            Proto::Udp => Listen::Udp(addr),
+        }
+    }
 
-/// A place to forward to. `host` is a name, an IPv4 or an IPv6 address
-/// (without brackets); names are resolved at each connection, not here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-}
+    pub fn proto(&self) -> Proto {
+        match self {
+            Listen::Tcp(_) => Proto::Tcp,
+            Listen::Udp(_) => Proto::Udp,
+        }
+    }
 
-/// Where a rule came from, so that messages can point at it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// The n-th RULE argument, counting from 1.
-    Argument(usize),
-    /// An environment variable, by name.
-    Variable(String),
-}
+    /// The address and port listened on.
+    pub fn addr(&self) -> SocketAddr {
+        match *self {
+            Listen::Tcp(addr) | Listen::Udp(addr) => addr,
+        }
+    }
 
-impl Rule {
-    /// True when both rules would do the same thing, wherever they came from.
-    pub fn same_forwarding(&self, other: &Rule) -> bool {
-        self.listen == other.listen && self.proto == other.proto && self.targets == other.targets
+    /// Why two rules could not both listen here, if they could not: the
+    /// same transport and port on the same address, or on addresses the
+    /// kernel would not let both be bound (a wildcard covering the other;
+    /// [::] covers IPv4 too, as Linux binds it dual-stack). A TCP and a UDP
+    /// rule may share a port.
+    pub fn clash(&self, other: &Listen) -> Option<&'static str> {
+        let (a, b) = (self.addr(), other.addr());
+        if self.proto() != other.proto() || a.port() != b.port() {
+            return None;
+        }
+        let (x, y) = (a.ip(), b.ip());
+        if x == y {
+            return Some("listen on the same address with different targets");
+        }
+        let covers = |w: IpAddr, o: IpAddr| w.is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+        (covers(x, y) || covers(y, x)).then_some("listen on overlapping addresses")
     }
 }
 
-/// Parses `[LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET...][/tcp|/udp]` into
-/// the listen address, the targets and the transport (TCP without a
-/// suffix, as Docker's `-p` reads it). The error says what was expected.
-pub fn parse_rule(text: &str) -> Result<(SocketAddr, Vec<Target>, Proto), String> {
-    let (text, proto) = match text.rsplit_once('/') {
-        None => (text, Proto::Tcp),
-        Some((rule, "tcp")) => (rule, Proto::Tcp),
-        Some((rule, "udp")) => (rule, Proto::Udp),
-        Some((_, other)) => {
-            return Err(format!(
-                "protocol {other:?}: expected /tcp or /udp at the end of the rule"
-            ))
+impl Rule {
+    /// A rule from its parts; a target repeated in the list is kept once.
+    pub fn new(listen: Listen, targets: Vec<Target>, source: Source) -> Rule {
+        let mut kept: Vec<Target> = Vec::with_capacity(targets.len());
+        for target in targets {
+            if !kept.contains(&target) {
+                kept.push(target);
+            }
         }
-    };
-    let (listen, targets) = parse_addresses(text)?;
-    Ok((listen, targets, proto))
+        Rule {
+            listen,
+            targets: kept,
+            source,
+        }
+    }
+
+    /// Parses `[LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET...][/tcp|/udp]`
+    /// (TCP without a suffix, as Docker's `-p` reads it). The error says
+    /// what was expected.
+    pub fn parse(text: &str, source: Source) -> Result<Rule, String> {
+        let (text, proto) = match text.rsplit_once('/') {
+            None => (text, Proto::Tcp),
+            Some((rule, "tcp")) => (rule, Proto::Tcp),
+            Some((rule, "udp")) => (rule, Proto::Udp),
+            Some((_, other)) => {
+                return Err(format!(
+                    "protocol {other:?}: expected /tcp or /udp at the end of the rule"
+                ))
+            }
+        };
+        let (listen, targets) = parse_addresses(text)?;
+        Ok(Rule::new(Listen::new(proto, listen), targets, source))
+    }
+
+    /// True when both rules would do the same thing, wherever they came from.
+    pub fn same_forwarding(&self, other: &Rule) -> bool {
+        self.listen == other.listen && self.targets == other.targets
+    }
 }
 
 fn parse_addresses(text: &str) -> Result<(SocketAddr, Vec<Target>), String> {
@@ -101,126 +172,42 @@ fn parse_addresses(text: &str) -> Result<(SocketAddr, Vec<Target>), String> {
     let port = parse_port(listen_port, "listen port")?;
     let mut targets = vec![target_from_fields(target.0, target.1)?];
     for part in parts {
-        let target = parse_target(part)?;
-        if !targets.contains(&target) {
-            targets.push(target);
-        }
+        targets.push(Target::parse(part)?);
     }
     Ok((SocketAddr::new(ip, port), targets))
 }
 
-/// Parses one `HOST:PORT` target, HOST being a name, IPv4 or `[IPv6]`.
-pub fn parse_target(text: &str) -> Result<Target, String> {
-    match split_fields(text)?.as_slice() {
-        [host, port] => target_from_fields(host, port),
-        _ => Err(format!(
-            "target {text:?}: expected HOST:PORT (write IPv6 addresses in brackets)"
-        )),
+impl Target {
+    /// Parses one `HOST:PORT` target, HOST being a name, IPv4 or `[IPv6]`.
+    pub fn parse(text: &str) -> Result<Target, String> {
+        match split_fields(text)?.as_slice() {
+            [host, port] => target_from_fields(host, port),
+            _ => Err(format!(
+                "target {text:?}: expected HOST:PORT (write IPv6 addresses in brackets)"
+            )),
+        }
     }
 }
 
 fn target_from_fields(host: &str, port: &str) -> Result<Target, String> {
     let host = parse_target_host(host)?;
     let port = parse_port(port, "target port")?;
-    Ok(Target { host, port })
-}
-
-/// Splits on ':' outside square brackets; brackets must pair up and wrap a
-/// whole field.
-fn split_fields(text: &str) -> Result<Vec<&str>, String> {
-    let mut fields = Vec::new();
-    let mut start = 0;
-    let mut in_brackets = false;
-    for (i, c) in text.char_indices() {
-        match c {
-            '[' if in_brackets || i != start => return Err(bracket_error(text)),
-            '[' => in_brackets = true,
-            ']' if !in_brackets => return Err(bracket_error(text)),
-            ']' => in_brackets = false,
-            ':' if !in_brackets => {
-                fields.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if in_brackets {
-        return Err(bracket_error(text));
-    }
-    fields.push(&text[start..]);
-    Ok(fields)
-}
-
-fn bracket_error(text: &str) -> String {
-    format!("{text:?}: unbalanced brackets, expected [IPv6] followed by :PORT")
-}
-
-/// A port number from 1 to 65535, written in at most 5 ASCII digits; the
-/// error names `what` and says what was expected.
-pub fn parse_port(text: &str, what: &str) -> Result<u16, String> {
-    let valid = !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit());
-    match text.parse::<u16>() {
-        Ok(port) if valid && port != 0 => Ok(port),
-        _ => Err(format!(
-            "{what} {text:?}: expected a number from 1 to 65535"
-        )),
-    }
-}
-
-fn parse_bracketed(text: &str) -> Option<Result<Ipv6Addr, String>> {
-    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
-    Some(
-        inner
-            .parse::<Ipv6Addr>()
-            .map_err(|_| format!("{text:?}: expected an IPv6 address inside the brackets")),
-    )
-}
-
-fn parse_listen_host(text: &str) -> Result<IpAddr, String> {
-    if let Some(v6) = parse_bracketed(text) {
-        return v6.map(IpAddr::V6);
-    }
-    text.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| {
-        format!(
-            "listen host {text:?}: expected an IPv4 address or [IPv6] (e.g. 127.0.0.1 or [::1])"
-        )
-    })
-}
-
-/// Accepts `[IPv6]`, dotted IPv4, or a DNS name (letters, digits, '-', '_', '.').
-fn parse_target_host(text: &str) -> Result<String, String> {
-    if let Some(v6) = parse_bracketed(text) {
-        return v6.map(|ip| ip.to_string());
-    }
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return text
-            .parse::<Ipv4Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| format!("host {text:?}: not a valid IPv4 address"));
-    }
-    let valid_name = !text.is_empty()
-        && text.len() <= 253
-        && !text.starts_with(['.', '-'])
-        && !text.contains("..")
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if valid_name {
-        Ok(text.to_string())
-    } else {
-        Err(format!(
-            "host {text:?}: expected a host name, an IPv4 address or [IPv6]"
-        ))
-    }
+    Ok(Target::Net { host, port })
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+        match self {
+            Target::Net { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Target::Net { host, port } => write!(f, "{host}:{port}"),
         }
+    }
+}
+
+impl fmt::Display for Listen {
+    /// The address and port; the transport's suffix ends the whole rule.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr())
     }
 }
 
@@ -231,7 +218,7 @@ impl fmt::Display for Rule {
             let sep = if i == 0 { ':' } else { ',' };
             write!(f, "{sep}{target}")?;
         }
-        write!(f, "{}", self.proto.suffix())
+        write!(f, "{}", self.listen.proto().suffix())
     }
 }
 
@@ -249,7 +236,7 @@ mod tests {
     use super::*;
 
     fn target(host: &str, port: u16) -> Target {
-        Target {
+        Target::Net {
             host: host.to_string(),
             port,
         }
@@ -257,6 +244,12 @@ mod tests {
 
     fn listen(text: &str) -> SocketAddr {
         text.parse().unwrap()
+    }
+
+    /// A rule's parts, for assertions on each.
+    fn parse_rule(text: &str) -> Result<(SocketAddr, Vec<Target>, Proto), String> {
+        let rule = Rule::parse(text, Source::Argument(1))?;
+        Ok((rule.listen.addr(), rule.targets, rule.listen.proto()))
     }
 
     #[test]
@@ -309,15 +302,28 @@ mod tests {
             "0.0.0.0:5353:dns:53/udp",
             "[::]:5353:[2001:db8::5]:53,dns:53/udp",
         ] {
-            let (listen, targets, proto) = parse_rule(text).unwrap();
-            let rule = Rule {
-                listen,
-                proto,
-                targets,
-                source: Source::Argument(1),
-            };
+            let rule = Rule::parse(text, Source::Argument(1)).unwrap();
             assert_eq!(rule.to_string(), text);
         }
+    }
+
+    #[test]
+    fn clashing_listen_sides() {
+        let tcp = |text: &str| Listen::Tcp(listen(text));
+        let same = Some("listen on the same address with different targets");
+        let overlap = Some("listen on overlapping addresses");
+        assert_eq!(tcp("0.0.0.0:1").clash(&tcp("0.0.0.0:1")), same);
+        assert_eq!(tcp("0.0.0.0:1").clash(&tcp("127.0.0.1:1")), overlap);
+        assert_eq!(tcp("[::1]:1").clash(&tcp("[::]:1")), overlap);
+        assert_eq!(tcp("[::]:1").clash(&tcp("127.0.0.1:1")), overlap);
+        // 0.0.0.0 does not cover IPv6 addresses.
+        assert_eq!(tcp("0.0.0.0:1").clash(&tcp("[::1]:1")), None);
+        assert_eq!(tcp("127.0.0.1:1").clash(&tcp("127.0.0.2:1")), None);
+        assert_eq!(tcp("0.0.0.0:1").clash(&tcp("0.0.0.0:2")), None);
+        assert_eq!(
+            tcp("0.0.0.0:1").clash(&Listen::Udp(listen("0.0.0.0:1"))),
+            None
+        );
     }
 
     #[test]
@@ -415,7 +421,10 @@ mod tests {
     #[test]
     fn names_may_have_underscores_and_dots() {
         let (_, targets, _) = parse_rule("1:my_redis.default.svc.cluster.local:6379").unwrap();
-        assert_eq!(targets[0].host, "my_redis.default.svc.cluster.local");
+        assert_eq!(
+            targets[0],
+            target("my_redis.default.svc.cluster.local", 6379)
+        );
     }
 
     #[test]

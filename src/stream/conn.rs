@@ -1,20 +1,21 @@
-//! The state the two copiers of one connection share: both sockets, the
-//! bytes delivered each way, the time of the last byte (for --idle-timeout),
+//! The state the two copiers of one connection share: both streams, the
+//! bytes delivered each way, its clock of activity (for --idle-timeout),
 //! why the connection ended, its rule's counters and its slot under
-//! --max-conns. Dropping the last reference closes both sockets, frees the
+//! --max-conns. Dropping the last reference closes both streams, frees the
 //! slot, counts the connection closed and logs the closing line. Moving
 //! bytes is relay.rs's business, not this file's.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::limit::Permit;
-use crate::seconds::Secs;
-use crate::stats::Stats;
-use crate::sys;
+use super::endpoint::{Peer, Stream};
+use crate::config::seconds::Secs;
+use crate::flow::activity::Activity;
+use crate::flow::limit::Permit;
+use crate::flow::stats::Stats;
+use crate::flow::Direction;
 
 /// One end of a relayed connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,29 +31,18 @@ impl Side {
             Side::Target => "target",
         }
     }
-}
 
-/// Which way bytes flow.
-#[derive(Clone, Copy, Debug)]
-pub enum Direction {
-    /// client -> target
-    Up = 0,
-    /// target -> client
-    Down = 1,
-}
-
-impl Direction {
-    /// The side this direction reads from.
-    pub fn source(self) -> Side {
-        match self {
+    /// The side a direction reads from.
+    pub fn source(dir: Direction) -> Side {
+        match dir {
             Direction::Up => Side::Client,
             Direction::Down => Side::Target,
         }
     }
 
-    /// The side this direction writes to.
-    pub fn sink(self) -> Side {
-        match self {
+    /// The side a direction writes to.
+    pub fn sink(dir: Direction) -> Side {
+        match dir {
             Direction::Up => Side::Target,
             Direction::Down => Side::Client,
         }
@@ -68,15 +58,23 @@ struct Ending {
     aborted: Option<String>,
 }
 
+/// Who and where a connection joins: the client and the target reached,
+/// each with who is at its other end.
+pub struct Ends {
+    pub client: Stream,
+    pub peer: Peer,
+    pub target: Stream,
+    pub reached: Peer,
+}
+
 /// An open, relayed connection.
 pub struct Conn {
-    sockets: [TcpStream; 2],
-    peer: SocketAddr,
-    target_addr: SocketAddr,
-    started: Instant,
-    idle_ms: Option<u64>,
-    /// Milliseconds since `started` at the last byte moved either way.
-    last_active_ms: AtomicU64,
+    streams: [Stream; 2],
+    peer: Peer,
+    reached: Peer,
+    activity: Activity,
+    /// --idle-timeout; without it, bytes moved are not timed.
+    idle: Option<Duration>,
     /// Bytes delivered, by `Direction`: each copier stores its total when done.
     bytes: [AtomicU64; 2],
     torn_down: AtomicBool,
@@ -85,53 +83,44 @@ pub struct Conn {
     _permit: Permit,
 }
 
-/// Who and where a connection joins: the client, the target address it
-/// reached, and the rule's counters.
-pub struct Ends {
-    pub client: TcpStream,
-    pub peer: SocketAddr,
-    pub target: TcpStream,
-    pub target_addr: SocketAddr,
-    pub stats: Arc<Stats>,
-}
-
 impl Conn {
     /// A connection that reached its target, counted open in its rule.
-    pub fn new(ends: Ends, idle: Option<Duration>, permit: Permit) -> Conn {
-        ends.stats.opened();
+    pub fn new(ends: Ends, idle: Option<Duration>, stats: Arc<Stats>, permit: Permit) -> Conn {
+        stats.opened();
         Conn {
-            sockets: [ends.client, ends.target],
+            streams: [ends.client, ends.target],
             peer: ends.peer,
-            target_addr: ends.target_addr,
-            started: Instant::now(),
-            idle_ms: idle.map(|d| d.as_millis() as u64),
-            last_active_ms: AtomicU64::new(0),
+            reached: ends.reached,
+            activity: Activity::new(),
+            idle,
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             torn_down: AtomicBool::new(false),
             ending: Mutex::new(Ending::default()),
-            stats: ends.stats,
+            stats,
             _permit: permit,
         }
     }
 
-    pub fn socket(&self, side: Side) -> &TcpStream {
-        &self.sockets[side as usize]
+    pub fn stream(&self, side: Side) -> &Stream {
+        &self.streams[side as usize]
     }
 
     pub fn is_torn_down(&self) -> bool {
         self.torn_down.load(Ordering::Acquire)
     }
 
-    /// Records an end of stream; only the first is kept. Only the debug
-    /// closing line shows it, so it is not even formatted unless that is on.
-    pub fn closed(&self, why: impl FnOnce() -> String) {
+    /// Records an end of stream for the closing line; only the first is
+    /// kept. Only the debug closing line shows it, so it is not even
+    /// formatted unless that is on.
+    pub fn note_end(&self, why: impl FnOnce() -> String) {
         if log::log_enabled!(log::Level::Debug) {
             self.ending_lock().closed.get_or_insert_with(why);
         }
     }
 
     /// Records what aborted the connection; only the first cause is kept.
-    pub fn aborted(&self, why: impl FnOnce() -> String) {
+    /// It does not abort anything: `teardown` does.
+    pub fn note_abort(&self, why: impl FnOnce() -> String) {
         if log::log_enabled!(log::Level::Debug) {
             self.ending_lock().aborted.get_or_insert_with(why);
         }
@@ -146,9 +135,8 @@ impl Conn {
     /// moment for --idle-timeout.
     pub fn delivered(&self, dir: Direction, n: usize) {
         self.stats.delivered(dir, n);
-        if self.idle_ms.is_some() {
-            let now = self.started.elapsed().as_millis() as u64;
-            self.last_active_ms.fetch_max(now, Ordering::Relaxed);
+        if self.idle.is_some() {
+            self.activity.touch();
         }
     }
 
@@ -165,27 +153,23 @@ impl Conn {
         }
         // Without an idle timeout a tick is spurious (a socket option that
         // could not be cleared): carry on.
-        let Some(idle) = self.idle_ms else {
-            return Ok(());
-        };
-        let now = self.started.elapsed().as_millis() as u64;
-        if now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) < idle {
-            return Ok(());
+        match self.idle {
+            Some(idle) if self.activity.quiet_for(idle) => {
+                self.note_abort(|| format!("idle for {}", Secs(idle)));
+                Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))
+            }
+            _ => Ok(()),
         }
-        self.aborted(|| format!("idle for {}", Secs(Duration::from_millis(idle))));
-        Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))
     }
 
-    /// Aborts both sockets once: each peer gets a reset (so a cut stream
+    /// Aborts both streams once: each peer gets a reset (so a cut stream
     /// never looks like a clean end) and any copier blocked on them wakes.
     pub fn teardown(&self) {
         if self.torn_down.swap(true, Ordering::AcqRel) {
             return;
         }
-        for socket in &self.sockets {
-            let _ = sys::set_linger_zero(socket);
-            let _ = socket.shutdown(Shutdown::Read);
-            let _ = sys::abort(socket);
+        for stream in &self.streams {
+            stream.abort();
         }
     }
 }
@@ -206,8 +190,8 @@ impl Drop for Conn {
         log::debug!(
             "{} -> {}: closed after {}, {} bytes up, {} bytes down, {}",
             self.peer,
-            self.target_addr,
-            Secs(self.started.elapsed()),
+            self.reached,
+            Secs(self.activity.age()),
             self.bytes[0].load(Ordering::Relaxed),
             self.bytes[1].load(Ordering::Relaxed),
             why,

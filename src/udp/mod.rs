@@ -14,15 +14,18 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::allow::AllowList;
+use self::session::{Session, MAX_DATAGRAM};
+use crate::config::allow::AllowList;
+use crate::config::rule::Rule;
 use crate::error::Error;
-use crate::limit::Limit;
-use crate::pool::Pool;
-use crate::rule::{Proto, Rule};
-use crate::server::Backoff;
-use crate::session::{Session, MAX_DATAGRAM};
-use crate::stats::Stats;
+use crate::flow::backoff::Backoff;
+use crate::flow::limit::Limit;
+use crate::flow::pool::Pool;
+use crate::flow::stats::Stats;
+use crate::flow::Stop;
 use crate::sys::{self, Arrival};
+
+mod session;
 
 /// A UDP rule being served.
 pub struct UdpRule {
@@ -42,30 +45,33 @@ pub struct UdpRule {
 /// Binds a UDP rule's listen address, asking for each datagram's arrival
 /// address when it is a wildcard.
 pub fn bind(rule: &Rule) -> Result<UdpSocket, Error> {
+    let addr = rule.listen.addr();
     let bind_error = |source| Error::Bind {
-        addr: rule.listen,
-        proto: Proto::Udp,
+        listen: format!("{}/udp", rule.listen),
         source,
     };
-    let socket = UdpSocket::bind(rule.listen).map_err(bind_error)?;
-    if rule.listen.ip().is_unspecified() {
-        sys::want_arrival(&socket, rule.listen.is_ipv6()).map_err(bind_error)?;
+    let socket = UdpSocket::bind(addr).map_err(bind_error)?;
+    if addr.ip().is_unspecified() {
+        sys::want_arrival(&socket, addr.is_ipv6()).map_err(bind_error)?;
     }
     Ok(socket)
 }
 
 impl UdpRule {
+    /// A rule bound to `socket`, counting in `stats`, sessions ending after
+    /// `timeout` with no datagram either way.
     pub fn new(
         rule: Rule,
+        stats: Arc<Stats>,
         socket: UdpSocket,
         timeout: Duration,
         allow: Arc<AllowList>,
         limit: Arc<Limit>,
     ) -> UdpRule {
         UdpRule {
-            wildcard: rule.listen.ip().is_unspecified(),
+            wildcard: rule.listen.addr().ip().is_unspecified(),
             rule,
-            stats: Arc::new(Stats::default()),
+            stats,
             socket,
             timeout,
             allow,
@@ -80,7 +86,7 @@ impl UdpRule {
     }
 
     /// The receive thread, until listening stops.
-    pub fn run(self: Arc<Self>, stopping: impl Fn() -> bool) {
+    pub fn run(self: Arc<Self>, stop: Stop) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut backoff = Backoff::default();
         loop {
@@ -91,7 +97,7 @@ impl UdpRule {
                     .recv_from(&mut buf)
                     .map(|(n, from)| (n, from, None)),
             };
-            if stopping() {
+            if stop.is_set() {
                 return;
             }
             let (n, client, arrival) = match received {
@@ -145,7 +151,7 @@ impl UdpRule {
             return None;
         };
         let Some(session) = Session::open(self, client, arrival, permit) else {
-            self.stats.failed();
+            self.stats.no_target();
             log::warn!(
                 "rule {}: no target answered; dropping a datagram of {client}",
                 self.rule

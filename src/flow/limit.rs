@@ -75,8 +75,8 @@ impl Limit {
             })
     }
 
-    /// How many slots are taken now.
-    pub fn open(&self) -> usize {
+    /// How many slots are taken now: connections and UDP sessions together.
+    pub fn taken(&self) -> usize {
         self.open.load(SeqCst)
     }
 }
@@ -97,6 +97,7 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
     use std::thread;
     use std::time::Duration;
 
@@ -105,26 +106,32 @@ mod tests {
         let limit = Limit::new(2);
         let a = limit.acquire();
         let b = limit.acquire();
-        assert_eq!(limit.open(), 2);
+        assert_eq!(limit.taken(), 2);
         drop(a);
-        assert_eq!(limit.open(), 1);
+        assert_eq!(limit.taken(), 1);
         drop(b);
-        assert_eq!(limit.open(), 0);
+        assert_eq!(limit.taken(), 0);
     }
 
     #[test]
     fn acquire_waits_for_a_freed_slot() {
         let limit = Limit::new(1);
         let held = limit.acquire();
+        let (tx, rx) = mpsc::channel();
         let l2 = Arc::clone(&limit);
         let waiter = thread::spawn(move || {
-            let _p = l2.acquire();
-            l2.open()
+            let permit = l2.acquire();
+            let _ = tx.send(l2.taken());
+            drop(permit);
         });
-        thread::sleep(Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "acquire did not wait");
+        // Whatever the scheduling, the waiter cannot get a slot while one is held.
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(100)),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
         drop(held);
-        assert_eq!(waiter.join().unwrap(), 1);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(1));
+        waiter.join().expect("the waiter ended");
     }
 
     #[test]
@@ -141,6 +148,6 @@ mod tests {
         let limit = Limit::new(1);
         limit.wait_for_room();
         limit.wait_for_room();
-        assert_eq!(limit.open(), 0);
+        assert_eq!(limit.taken(), 0);
     }
 }

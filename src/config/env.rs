@@ -1,13 +1,15 @@
 //! Rules from environment variables in the classic ambassador form,
 //! `<NAME>_PORT_<P>_TCP=tcp://<HOST>:<PORT>`, as Docker's legacy links and
-//! Kubernetes write them, and their UDP twin `<NAME>_PORT_<P>_UDP=udp://...`. Pure: the caller reads the environment and passes
-//! the pairs in, so every case is testable without touching the process.
+//! Kubernetes write them, and their UDP twin `<NAME>_PORT_<P>_UDP=udp://...`.
+//! Pure: the caller reads the environment and passes the pairs in, so every
+//! case is testable without touching the process.
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 
+use super::address::parse_port;
+use super::rule::{Listen, Proto, Rule, Source, Target};
 use crate::error::Error;
-use crate::rule::{parse_port, parse_target, Proto, Rule, Source, Target};
 
 /// Turns every link-style variable into a rule listening on 0.0.0.0:P, TCP
 /// or UDP as the name ends.
@@ -38,21 +40,17 @@ pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
             .strip_prefix(scheme)
             .and_then(|rest| rest.strip_prefix("://"))
             .ok_or_else(String::new)
-            .and_then(parse_target)
+            .and_then(Target::parse)
             .map_err(|reason| bad(expected_form(scheme, reason)))?;
-        let mut targets = Vec::with_capacity(2);
-        if let Some(alias) = link_alias(vars, prefix, address.port) {
-            targets.push(alias);
-        }
-        if !targets.contains(&address) {
-            targets.push(address);
-        }
-        rules.push(Rule {
-            listen: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
-            proto,
-            targets,
-            source: Source::Variable(name.clone()),
-        });
+        let Target::Net {
+            port: target_port, ..
+        } = address;
+        let alias = link_alias(vars, prefix, target_port);
+        rules.push(Rule::new(
+            Listen::new(proto, SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port)),
+            alias.into_iter().chain([address]).collect(),
+            Source::Variable(name.clone()),
+        ));
     }
     // The environment has no order of its own; make --check and logs stable.
     rules.sort_by_key(|r| r.source.to_string());
@@ -116,7 +114,7 @@ fn link_alias(vars: &[(String, String)], prefix: &str, port: u16) -> Option<Targ
     let wanted = format!("{prefix}_NAME");
     let (_, value) = vars.iter().find(|(name, _)| *name == wanted)?;
     let alias = value.strip_prefix('/')?.rsplit('/').next()?;
-    match parse_target(&format!("{alias}:{port}")) {
+    match Target::parse(&format!("{alias}:{port}")) {
         Ok(target) => Some(target),
         Err(reason) => {
             log::debug!("ignoring {wanted}={value:?}: {reason}");
@@ -129,7 +127,7 @@ fn link_alias(vars: &[(String, String)], prefix: &str, port: u16) -> Option<Targ
 mod tests {
     use super::*;
 
-    use crate::env::pairs as vars;
+    use super::pairs as vars;
 
     fn shown(rules: &[Rule]) -> Vec<String> {
         rules.iter().map(|r| format!("{r} {}", r.source)).collect()

@@ -1,15 +1,24 @@
-//! From the command line and the environment to one validated `Config`:
-//! option values checked, argument and environment rules merged, identical
-//! duplicates dropped, rules that cannot both run rejected.
+//! Arguments and environment to rules, the first stage: the command line
+//! (cli.rs), link variables (env.rs), the RULE syntax (rule.rs, its address
+//! fields in address.rs), address ranges (allow.rs) and durations
+//! (seconds.rs), gathered here into one validated `Config`: option values checked, argument and environment
+//! rules merged, identical duplicates dropped, rules that cannot both run
+//! rejected. Pure: nothing here touches the network or the process.
 
-use std::net::SocketAddr;
+mod address;
+pub mod allow;
+pub mod cli;
+pub mod env;
+pub mod rule;
+pub mod seconds;
+
 use std::time::Duration;
 
-use crate::allow::AllowList;
-use crate::cli::Args;
-use crate::env::rules_from_env;
+use self::allow::AllowList;
+use self::cli::Args;
+use self::env::rules_from_env;
+use self::rule::{Rule, Source};
 use crate::error::Error;
-use crate::rule::{parse_rule, Rule, Source};
 
 /// The connect timeout when --connect-timeout is not given.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,17 +69,12 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
     };
     let mut rules = Vec::new();
     for (i, text) in args.rules.iter().enumerate() {
-        let (listen, targets, proto) = parse_rule(text).map_err(|reason| Error::BadRule {
+        let rule = Rule::parse(text, Source::Argument(i + 1)).map_err(|reason| Error::BadRule {
             index: i + 1,
             text: text.clone(),
             reason,
         })?;
-        rules.push(Rule {
-            listen,
-            proto,
-            targets,
-            source: Source::Argument(i + 1),
-        });
+        rules.push(rule);
     }
     if args.rules.is_empty() || args.env {
         rules.extend(rules_from_env(vars)?);
@@ -90,26 +94,20 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
     })
 }
 
-/// Drops identical duplicates; rejects two rules of one transport whose
-/// listen addresses overlap unless they are the very same forwarding (a TCP
-/// and a UDP rule may share a port).
+/// Drops identical duplicates; rejects two rules whose listen sides clash
+/// unless they are the very same forwarding.
 fn merge(rules: Vec<Rule>) -> Result<Vec<Rule>, Error> {
     let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
     for rule in rules {
         let clash = kept
             .iter()
-            .find(|k| k.proto == rule.proto && overlap(k.listen, rule.listen));
+            .find_map(|k| k.listen.clash(&rule.listen).map(|reason| (k, reason)));
         match clash {
             None => kept.push(rule),
-            Some(k) if k.same_forwarding(&rule) => {
+            Some((k, _)) if k.same_forwarding(&rule) => {
                 log::debug!("{} repeats {} ({rule}): merged", rule.source, k.source);
             }
-            Some(k) => {
-                let reason = if k.listen == rule.listen {
-                    "listen on the same address with different targets"
-                } else {
-                    "listen on overlapping addresses"
-                };
+            Some((k, reason)) => {
                 return Err(Error::Conflict {
                     first: format!("{} ({k})", k.source),
                     second: format!("{} ({rule})", rule.source),
@@ -121,21 +119,8 @@ fn merge(rules: Vec<Rule>) -> Result<Vec<Rule>, Error> {
     Ok(kept)
 }
 
-/// Two listen addresses that the kernel would not let both be bound: the same
-/// port, and the same address or a wildcard covering the other ([::] covers
-/// IPv4 too, as Linux binds it dual-stack).
-fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
-    if a.port() != b.port() {
-        return false;
-    }
-    let (x, y) = (a.ip(), b.ip());
-    x == y
-        || (x.is_unspecified() && (x.is_ipv6() || y.is_ipv4()))
-        || (y.is_unspecified() && (y.is_ipv6() || x.is_ipv4()))
-}
-
 fn parse_seconds(option: &str, text: &str) -> Result<Duration, Error> {
-    crate::seconds::parse(text.trim())
+    seconds::parse(text.trim())
         .filter(|d| *d >= Duration::from_millis(1) && d.as_secs() <= 365 * 24 * 3600)
         .ok_or_else(|| {
             Error::Usage(format!(
@@ -164,7 +149,7 @@ mod tests {
         }
     }
 
-    use crate::env::pairs as env;
+    use super::env::pairs as env;
 
     fn sources(config: &Config) -> Vec<String> {
         config.rules.iter().map(|r| r.source.to_string()).collect()
@@ -334,7 +319,11 @@ mod tests {
         a.allow = vec!["10.0.0.0/33".into()];
         let err = build(&a, &[]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("--allow \"10.0.0.0/33\""), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "--allow \"10.0.0.0/33\": the prefix length must be from 0 to 32\n\
+             Try 'ambassador --help' for more information."
+        );
     }
 
     #[test]

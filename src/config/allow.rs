@@ -65,11 +65,7 @@ impl Cidr {
             {
                 match bits.parse::<u8>() {
                     Ok(n) if n <= max => n,
-                    _ => {
-                        return Err(format!(
-                            "--allow {text:?}: the prefix length must be from 0 to {max}"
-                        ))
-                    }
+                    _ => return Err(format!("the prefix length must be from 0 to {max}")),
                 }
             }
             Some(_) => return Err(expected()),
@@ -189,44 +185,44 @@ mod tests {
 
     #[test]
     fn malformed_ranges_name_themselves() {
-        for text in [
-            "",
-            "x",
-            "10.0.0.0/",
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.0/8/8",
-            "10.0.0.0/-1",
-            "10.0.0.0/+8",
-            "10.0.0.0/ 8",
-            "[::1]",
-            "10.0.0.1/8",
-            "fd00::1/8",
-            "256.0.0.0/8",
-            "10.0.0.0/0008",
-            "localhost",
-            "10.0.0.0/８",
+        const EXPECTED: &str =
+            "expected an address or a range such as 10.0.0.0/8, 127.0.0.1 or fd00::/8";
+        for (text, reason) in [
+            ("", EXPECTED),
+            ("x", EXPECTED),
+            ("10.0.0.0/", EXPECTED),
+            ("10.0.0.0/33", "the prefix length must be from 0 to 32"),
+            ("::/129", "the prefix length must be from 0 to 128"),
+            ("10.0.0.0/8/8", EXPECTED),
+            ("10.0.0.0/-1", EXPECTED),
+            ("10.0.0.0/+8", EXPECTED),
+            ("10.0.0.0/ 8", EXPECTED),
+            ("[::1]", EXPECTED),
+            (
+                "10.0.0.1/8",
+                "address bits set beyond the /8 prefix (did you mean 10.0.0.0/8?)",
+            ),
+            (
+                "fd00::1/8",
+                "address bits set beyond the /8 prefix (did you mean fd00::/8?)",
+            ),
+            ("256.0.0.0/8", EXPECTED),
+            ("10.0.0.0/0008", EXPECTED),
+            ("localhost", EXPECTED),
+            ("10.0.0.0/８", EXPECTED),
         ] {
             let err = AllowList::parse(&[text.to_string()]).unwrap_err();
-            assert!(
-                err.starts_with(&format!("--allow {text:?}: ")),
-                "{text}: {err}"
-            );
+            assert_eq!(err, format!("--allow {text:?}: {reason}"));
         }
-    }
-
-    #[test]
-    fn host_bits_beyond_the_prefix_suggest_the_network() {
-        let err = Cidr::parse("10.1.2.3/8").unwrap_err();
-        assert!(err.contains("did you mean 10.0.0.0/8?"), "{err}");
     }
 
     #[test]
     fn a_bad_entry_in_a_list_names_the_value_and_the_entry() {
         let err = AllowList::parse(&["10.0.0.0/8,".to_string()]).unwrap_err();
-        assert!(
-            err.starts_with("--allow \"10.0.0.0/8,\": range \"\": expected"),
-            "{err}"
+        assert_eq!(
+            err,
+            "--allow \"10.0.0.0/8,\": range \"\": expected an address or a range \
+             such as 10.0.0.0/8, 127.0.0.1 or fd00::/8"
         );
     }
 

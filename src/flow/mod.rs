@@ -1,0 +1,41 @@
+//! What every flow shares, TCP or unix connection and UDP session alike,
+//! below both transports: the connection cap (limit.rs), the thread pool
+//! (pool.rs), the per-rule counters (stats.rs), the clock of the last byte
+//! moved and the idle tick (activity.rs), the walk over a rule's targets
+//! (targets.rs), the pause after a listener's error (backoff.rs), and the
+//! flag that tells every listening thread to stop. Nothing here knows how a
+//! byte is read or written.
+
+pub mod activity;
+pub mod backoff;
+pub mod limit;
+pub mod pool;
+pub mod stats;
+pub mod targets;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Which way bytes flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// client -> target
+    Up = 0,
+    /// target -> client
+    Down = 1,
+}
+
+/// Set once listening stops for good; every accept and receive loop holds
+/// a clone and ends when it sees it set.
+#[derive(Clone, Debug, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,155 @@
+//! The running process: bind every rule's listen address first (so a port
+//! in use stops the start with exit 1 before anything serves), then start
+//! each rule's threads (stream/accept.rs for stream rules, one receive
+//! thread per UDP rule). `Running` is what main keeps: the counters, and
+//! the means to stop listening for a drain (drain.rs).
+
+mod drain;
+
+pub use drain::until_signalled;
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::thread;
+
+use crate::config::rule::{Listen, Rule};
+use crate::config::Config;
+use crate::error::Error;
+use crate::flow::limit::Limit;
+use crate::flow::pool::{PARK_TIME, STACK_SIZE};
+use crate::flow::stats::Stats;
+use crate::flow::Stop;
+use crate::stream::accept::Acceptor;
+use crate::stream::endpoint::Listener;
+use crate::stream::{Forwarding, Timeouts};
+use crate::udp::{self, UdpRule};
+
+/// The served rules, while they run.
+pub struct Running {
+    /// Every rule's counters, in the configuration's order.
+    counters: Vec<(Rule, Arc<Stats>)>,
+    listeners: Vec<Arc<Listener>>,
+    udp: Vec<Arc<UdpRule>>,
+    limit: Arc<Limit>,
+    stop: Stop,
+}
+
+impl Running {
+    /// Logs one line of counters per rule.
+    pub fn log_counters(&self) {
+        for (rule, stats) in &self.counters {
+            let udp = matches!(rule.listen, Listen::Udp(_));
+            log::info!("rule {rule}: {}", stats.summary(udp));
+        }
+    }
+
+    /// Stream connections open now, all rules together (those still
+    /// connecting to a target included); UDP sessions are not counted.
+    pub fn open_streams(&self) -> usize {
+        let sessions: usize = self.udp.iter().map(|u| u.sessions()).sum();
+        self.limit.taken().saturating_sub(sessions)
+    }
+
+    /// Closes every listener at once: new clients are refused, every
+    /// accept and receive thread ends.
+    pub fn stop_listening(&self) {
+        self.stop.set();
+        let streams = self.listeners.iter().map(|l| l.stop());
+        let udp = self
+            .udp
+            .iter()
+            .map(|u| crate::sys::stop_listening(&u.socket));
+        for result in streams.chain(udp) {
+            if let Err(e) = result {
+                log::warn!("cannot stop listening: {e}");
+            }
+        }
+    }
+}
+
+/// A bound listen address, before its threads start.
+enum Bound {
+    Stream(Listener),
+    Udp(UdpSocket),
+}
+
+fn bind(rule: &Rule) -> Result<Bound, Error> {
+    match rule.listen {
+        Listen::Tcp(addr) => Listener::bind_tcp(addr, PARK_TIME).map(Bound::Stream),
+        Listen::Udp(_) => udp::bind(rule).map(Bound::Udp),
+    }
+}
+
+/// Binds all listen addresses, then starts their threads. Returns once
+/// every rule is being served; the threads run until listening stops.
+pub fn start(config: &Config) -> Result<Running, Error> {
+    let mut bound = Vec::with_capacity(config.rules.len());
+    for rule in &config.rules {
+        bound.push((rule.clone(), bind(rule)?));
+    }
+    if !config.allow.is_empty() {
+        log::info!("serving only clients in {}", config.allow);
+    }
+    let allow = Arc::new(config.allow.clone());
+    let mut running = Running {
+        counters: Vec::new(),
+        listeners: Vec::new(),
+        udp: Vec::new(),
+        limit: Limit::new(config.max_conns),
+        stop: Stop::default(),
+    };
+    for (rule, socket) in bound {
+        // Logged once the rule's threads run: tests and users may read
+        // "listening on" as "served".
+        let listening = format!(
+            "listening on {}{}, forwarding to {} ({})",
+            rule.listen,
+            rule.listen.proto().suffix(),
+            targets(&rule),
+            rule.source
+        );
+        let stats = Arc::new(Stats::default());
+        running.counters.push((rule.clone(), Arc::clone(&stats)));
+        match socket {
+            Bound::Stream(listener) => {
+                let listener = Arc::new(listener);
+                let fwd = Forwarding {
+                    rule,
+                    stats,
+                    timeouts: Timeouts {
+                        connect: config.connect_timeout,
+                        idle: config.idle_timeout,
+                    },
+                    allow: Arc::clone(&allow),
+                    limit: Arc::clone(&running.limit),
+                };
+                Acceptor::start(fwd, Arc::clone(&listener), running.stop.clone())
+                    .map_err(Error::Thread)?;
+                running.listeners.push(listener);
+            }
+            Bound::Udp(socket) => {
+                let udp = Arc::new(UdpRule::new(
+                    rule,
+                    stats,
+                    socket,
+                    config.udp_timeout,
+                    Arc::clone(&allow),
+                    Arc::clone(&running.limit),
+                ));
+                let (receiving, stop) = (Arc::clone(&udp), running.stop.clone());
+                thread::Builder::new()
+                    .stack_size(STACK_SIZE)
+                    .spawn(move || receiving.run(stop))
+                    .map_err(Error::Thread)?;
+                running.udp.push(udp);
+            }
+        }
+        log::info!("{listening}");
+    }
+    Ok(running)
+}
+
+fn targets(rule: &Rule) -> String {
+    let list: Vec<String> = rule.targets.iter().map(|t| t.to_string()).collect();
+    list.join(", then ")
+}

@@ -1,0 +1,41 @@
+//! Reaching a stream rule's targets: the failover walk (flow/targets.rs)
+//! with a stream connect for each target, every address a name resolves
+//! to tried in turn, each within --connect-timeout. The relay uses it for
+//! every admitted client, --healthcheck for its probes.
+
+use std::io;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use super::endpoint::{Peer, Stream};
+use crate::config::rule::{Rule, Target};
+use crate::flow::targets::{first_answer, resolve};
+
+/// Tries every target of the rule in order, warning for each that fails;
+/// the first stream made and whom it reached, or None.
+pub fn connect(rule: &Rule, timeout: Duration) -> Option<(Stream, Peer)> {
+    let found = first_answer(
+        &rule.targets,
+        0,
+        |target| connect_target(target, timeout),
+        |target, e| log::warn!("rule {rule}: target {target} failed: {e}"),
+    );
+    found.map(|(_, reached)| reached)
+}
+
+/// Resolves the target now and tries each of its addresses in turn, each
+/// for at most `timeout`; the last address's error if none answers.
+pub fn connect_target(target: &Target, timeout: Duration) -> io::Result<(Stream, Peer)> {
+    let mut last = None;
+    for addr in resolve(target)? {
+        log::trace!("trying {target} at {addr}");
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok((Stream::Tcp(stream), Peer::Tcp(addr))),
+            Err(e) => {
+                log::debug!("{target} at {addr}: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")))
+}

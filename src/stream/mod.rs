@@ -1,0 +1,37 @@
+//! Stream rules (TCP today): the endpoint types (endpoint.rs), the threads
+//! that accept on a rule's listener (accept.rs), a client's pipeline from
+//! admission to relay (relay.rs), reaching the targets (connect.rs), and
+//! the two copiers (copier.rs) with the state they share (conn.rs).
+
+pub mod accept;
+mod conn;
+pub mod connect;
+mod copier;
+pub mod endpoint;
+mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::allow::AllowList;
+use crate::config::rule::Rule;
+use crate::flow::limit::Limit;
+use crate::flow::stats::Stats;
+
+/// The timeouts every connection shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// --connect-timeout, for each address of a target.
+    pub connect: Duration,
+    /// --idle-timeout
+    pub idle: Option<Duration>,
+}
+
+/// How one stream rule forwards: what every connection of it shares.
+pub struct Forwarding {
+    pub rule: Rule,
+    pub stats: Arc<Stats>,
+    pub timeouts: Timeouts,
+    pub allow: Arc<AllowList>,
+    pub limit: Arc<Limit>,
+}
