@@ -253,7 +253,12 @@ fn exits_0_on(signal: &str) {
     let mut open: Vec<_> = (0..5)
         .map(|_| connect(SocketAddr::from(([127, 0, 0, 1], port))))
         .collect();
-    assert!(wait_until(Duration::from_secs(5), || amb.threads() >= 12));
+    // An echo through each proves it is relayed both ways before the signal.
+    for client in open.iter_mut() {
+        std::io::Write::write_all(client, b"p").unwrap();
+        let mut echoed = [0u8; 1];
+        std::io::Read::read_exact(client, &mut echoed).unwrap();
+    }
     amb.signal(signal);
     let status = amb
         .wait_exit(Duration::from_secs(5))

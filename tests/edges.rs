@@ -92,20 +92,32 @@ fn malformed_variables_exit_2_without_a_panic() {
 #[test]
 fn non_utf8_arguments_and_values_are_errors_not_panics() {
     let bad = OsStr::from_bytes(b"1:\xff\xfe:1");
-    let out = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([OsStr::new("--check"), bad])
         .env_clear()
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+        .spawn()
+        .expect("spawn ambassador");
+    let out = output_within(
+        child,
+        Duration::from_secs(20),
+        "--check with a non-UTF-8 rule",
+    );
     assert_config_error(out, "non-UTF-8 argument");
-    let out = Command::new(BIN)
+    let child = Command::new(BIN)
         .arg("--check")
         .env_clear()
         .env("A_PORT_1_TCP", OsStr::from_bytes(b"tcp://\xff:1"))
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+        .spawn()
+        .expect("spawn ambassador");
+    let out = output_within(
+        child,
+        Duration::from_secs(20),
+        "--check with a non-UTF-8 variable",
+    );
     assert_config_error(out, "non-UTF-8 value");
 }
 

@@ -6,7 +6,6 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -243,70 +242,6 @@ fn docker_link_falls_back_to_the_address_when_the_alias_fails() {
     assert_eq!(got, b"via address");
     let alias_failed = format!("target localhost:{} failed", target.port());
     assert!(amb.stderr().contains(&alias_failed), "{}", amb.stderr());
-}
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_server() -> (Redis, u16) {
-    let bin = require("redis-server", "redis-server");
-    let port = free_port();
-    let child = Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let redis = Redis(child);
-    assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "redis-server did not start"
-    );
-    (redis, port)
-}
-
-fn redis_cli(port: u16, args: &[&str], stdin: Option<&[u8]>) -> String {
-    let bin = require("redis-cli", "redis-tools");
-    let mut child = Command::new(bin)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run redis-cli");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.map(|d| d.to_vec());
-    thread::spawn(move || {
-        if let Some(d) = data {
-            let _ = input.write_all(&d);
-        }
-    });
-    let out = output_within(
-        child,
-        Duration::from_secs(30),
-        &format!("redis-cli {args:?}"),
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

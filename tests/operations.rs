@@ -36,12 +36,6 @@ fn assert_reset_from(from: &str, to: SocketAddr) {
     }
 }
 
-fn read_end(stream: &mut TcpStream) -> Result<Vec<u8>, ErrorKind> {
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).map_err(|e| e.kind())?;
-    Ok(out)
-}
-
 #[test]
 fn drain_lets_a_transfer_in_flight_finish_refuses_new_clients_and_exits_0() {
     let total = 8 << 20;

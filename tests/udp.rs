@@ -6,24 +6,15 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use common::*;
 
-fn udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind")
-        .port()
-}
-
 /// An ambassador with one UDP rule from `listen` to `targets`; its port.
 fn udp_forwarder(listen: &str, targets: &str, extra: &[&str]) -> (Ambassador, u16) {
-    let port = udp_port();
+    let port = free_udp_port();
     let rule = format!("{listen}:{port}:{targets}/udp");
     let mut args = vec![rule.as_str()];
     args.extend_from_slice(extra);
@@ -113,7 +104,7 @@ fn an_expired_session_gives_back_its_thread_and_socket() {
 
 #[test]
 fn a_refused_target_fails_over_to_the_next() {
-    let refused = udp_port();
+    let refused = free_udp_port();
     let good = udp_server(b"second:");
     let targets = format!("127.0.0.1:{refused},{good}");
     let (amb, port) = udp_forwarder("127.0.0.1", &targets, &[]);
@@ -192,7 +183,7 @@ fn a_tcp_and_a_udp_rule_share_a_port() {
 #[test]
 fn a_udp_link_variable_is_served() {
     let echo = udp_server(b"");
-    let port = udp_port();
+    let port = free_udp_port();
     let name = format!("DNS_PORT_{port}_UDP");
     let value = format!("udp://{echo}");
     let _amb = Ambassador::serve(&[], &[(&name, &value)], 1);
@@ -214,78 +205,15 @@ fn healthcheck_of_a_udp_rule() {
         text.contains("is held") && text.contains("resolves to"),
         "{text}"
     );
-    let free = format!("127.0.0.1:{}:{echo}/udp", udp_port());
+    let free = format!("127.0.0.1:{}:{echo}/udp", free_udp_port());
     let out = run(&["--healthcheck", &free], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing holds"));
 }
 
-/// dnsmasq on loopback answering from its own hosts file, killed on drop.
-struct Dnsmasq(Child, std::path::PathBuf);
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_file(&self.1);
-    }
-}
-
-fn dnsmasq() -> (Dnsmasq, u16) {
-    let bin = require("dnsmasq", "dnsmasq-base");
-    let hosts = std::env::temp_dir().join(format!("ambassador-test-hosts-{}", std::process::id()));
-    std::fs::File::create(&hosts)
-        .and_then(|mut f| f.write_all(b"192.0.2.10 web.ambassador.test\n"))
-        .expect("hosts file");
-    let port = udp_port();
-    let child = Command::new(bin)
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-        ])
-        .args(["--listen-address=127.0.0.1", "--conf-file=/dev/null"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--addn-hosts={}", hosts.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    (Dnsmasq(child, hosts), port)
-}
-
-fn dig(port: u16, name: &str) -> String {
-    let bin = require("dig", "bind9-dnsutils");
-    let child = Command::new(bin)
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+time=1",
-            "+tries=5",
-            name,
-            "A",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run dig");
-    let out = output_within(child, Duration::from_secs(30), "dig");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn dig_through_the_ambassador_gets_dnsmasq_s_answer() {
     let (_dns, dns_port) = dnsmasq();
-    assert!(
-        wait_until(Duration::from_secs(10), || dig(
-            dns_port,
-            "web.ambassador.test"
-        ) == "192.0.2.10"),
-        "dnsmasq did not answer"
-    );
     let (_amb, port) = udp_forwarder("127.0.0.1", &format!("127.0.0.1:{dns_port}"), &[]);
     assert_eq!(dig(port, "web.ambassador.test"), "192.0.2.10");
 }
@@ -293,10 +221,6 @@ fn dig_through_the_ambassador_gets_dnsmasq_s_answer() {
 #[test]
 fn dig_through_two_ambassadors_in_a_row() {
     let (_dns, dns_port) = dnsmasq();
-    assert!(wait_until(Duration::from_secs(10), || dig(
-        dns_port,
-        "web.ambassador.test"
-    ) == "192.0.2.10"));
     let (_far, far) = udp_forwarder("0.0.0.0", &format!("127.0.0.1:{dns_port}"), &[]);
     let far_addr = SocketAddr::from(([127, 0, 0, 1], far));
     let (_near, near) = udp_forwarder("127.0.0.1", &far_addr.to_string(), &[]);

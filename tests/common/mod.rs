@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real binary: a child guard that kills on
 //! drop and shows stderr when a test fails, free ports, loopback servers
-//! (echo, scripted, refusing, silent), payloads, and /proc readings.
+//! (echo, scripted, refusing, silent), payloads, and /proc readings; real
+//! peers (redis, dnsmasq) in peers.rs.
 //! Every socket made here has timeouts, so a bug fails a test instead of
 //! hanging it.
 #![allow(dead_code)]
@@ -13,6 +14,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod peers;
+#[allow(unused_imports)] // not every test binary starts a real peer
+pub use peers::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ambassador");
 /// Every read and write in a test gives up after this long.
@@ -335,6 +340,12 @@ pub fn read_all(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     stream.read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// How a stream ended: everything read up to a clean end, or the kind of
+/// error that ended it (a reset, say).
+pub fn read_end(stream: &mut TcpStream) -> Result<Vec<u8>, io::ErrorKind> {
+    read_all(stream).map_err(|e| e.kind())
 }
 
 /// Writes `data` on one thread while reading everything back on this one.

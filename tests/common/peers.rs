@@ -1,0 +1,124 @@
+//! Real peers for the tests, each a guard that kills its process (by the
+//! child's own handle) when dropped: redis-server with redis-cli, and
+//! dnsmasq with dig. Each waits until its server answers before it returns.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use super::{free_port, output_within, require, temp_path, wait_until};
+
+/// A server process, killed when dropped, with a file of its own removed.
+pub struct Peer {
+    child: Child,
+    file: Option<PathBuf>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(file) = &self.file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A free UDP port on 127.0.0.1, a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// redis-server on 127.0.0.1, no persistence; its port once it answers.
+pub fn redis_server() -> (Peer, u16) {
+    let bin = require("redis-server", "redis-server");
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let redis = Peer { child, file: None };
+    let answers = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        wait_until(Duration::from_secs(10), answers),
+        "redis-server did not start"
+    );
+    (redis, port)
+}
+
+/// redis-cli against 127.0.0.1:`port` with `args`, `stdin` fed to it; its
+/// output, trimmed. It must finish within 30 s.
+pub fn redis_cli(port: u16, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let bin = require("redis-cli", "redis-tools");
+    let mut child = Command::new(bin)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run redis-cli");
+    let mut input = child.stdin.take().expect("piped stdin");
+    let data = stdin.map(|d| d.to_vec());
+    thread::spawn(move || {
+        if let Some(d) = data {
+            let _ = input.write_all(&d);
+        }
+    });
+    let what = format!("redis-cli {args:?}");
+    let out = output_within(child, Duration::from_secs(30), &what);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// dnsmasq on 127.0.0.1 answering web.ambassador.test (192.0.2.10) from a
+/// hosts file of its own; its UDP port once it answers.
+pub fn dnsmasq() -> (Peer, u16) {
+    let bin = require("dnsmasq", "dnsmasq-base");
+    // One file per server: tests run in parallel in one process.
+    let hosts = temp_path("hosts");
+    std::fs::write(&hosts, "192.0.2.10 web.ambassador.test\n").expect("hosts file");
+    let port = free_udp_port();
+    let child = Command::new(bin)
+        .args(["--keep-in-foreground", "--no-resolv", "--no-hosts"])
+        .args(["--bind-interfaces", "--listen-address=127.0.0.1"])
+        .args(["--conf-file=/dev/null", &format!("--port={port}")])
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dnsmasq");
+    let dns = Peer {
+        child,
+        file: Some(hosts),
+    };
+    let answers = || dig(port, "web.ambassador.test") == "192.0.2.10";
+    assert!(
+        wait_until(Duration::from_secs(10), answers),
+        "dnsmasq did not answer"
+    );
+    (dns, port)
+}
+
+/// dig's short answer for `name` (type A) from 127.0.0.1:`port`: 5 tries of
+/// 1 s each, within 30 s in all.
+pub fn dig(port: u16, name: &str) -> String {
+    let bin = require("dig", "bind9-dnsutils");
+    let child = Command::new(bin)
+        .args(["@127.0.0.1", "-p", &port.to_string()])
+        .args(["+short", "+time=1", "+tries=5", name, "A"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dig");
+    let out = output_within(child, Duration::from_secs(30), "dig");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
