@@ -43,6 +43,18 @@ DNS=$(bash scripts/local-image.sh dnsmasq) || { bad "dnsmasq image"; exit 1; }
 ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'; }
 # Runs redis-cli PING in a throwaway container; extra docker-run args first.
 ping_via() { docker run --rm "$@" "$REDIS" redis-cli -h redis ping 2>&1 | tr -d '\r'; }
+# Runs CMD... up to 20 times, 0.25 s apart, until its output (stderr too, CRs
+# dropped) matches the extended regex WANT; the last output is left in $got.
+until_matches() { # WANT CMD...
+    local want=$1 i
+    shift
+    for i in $(seq 1 20); do
+        got=$("$@" 2>&1 | tr -d '\r')
+        [[ $got =~ $want ]] && return 0
+        sleep 0.25
+    done
+    return 1
+}
 wait_health() { # container wanted-status seconds
     local i
     for ((i = 0; i < $3 * 5; i++)); do
@@ -87,6 +99,19 @@ check "HEALTHCHECK turns healthy (rules as arguments, read from PID 1)" wait_hea
 check "HEALTHCHECK turns unhealthy when no target answers" wait_health "$P-health-bad" unhealthy 30
 docker logs "$P-health-args" 2>&1 | grep -q 'listening on 0.0.0.0:7000' || bad "argument rule replaced the link variables"
 
+# --- the Docker daemon's socket on a loopback TCP port, through the scratch image: it runs as
+# 65534, so it is given the socket's group (README, "Unix sockets")
+sock_gid=$(stat -c %g /var/run/docker.sock)
+docker run -d --name "$P-docker-api" -v /var/run/docker.sock:/var/run/docker.sock --group-add "$sock_gid" \
+    -p 127.0.0.1::2375 ambassador:scratch 2375:unix:/var/run/docker.sock >/dev/null
+api=$(docker port "$P-docker-api" 2375/tcp | head -1)
+api_version() { docker -H "tcp://127.0.0.1:${api##*:}" version -f '{{.Server.Version}}'; }
+until_matches '^[0-9]+\.' api_version
+check "docker -H tcp://$api version through unix:/var/run/docker.sock answers as the socket does ($got)" \
+    test "$got" = "$(docker version -f '{{.Server.Version}}')"
+check "docker -H tcp://$api ps lists this run's containers" \
+    grep -q "$P-docker-api" <<<"$(docker -H "tcp://127.0.0.1:${api##*:}" ps --format '{{.Names}}')"
+
 # --- docker stop with connections open: under 2 s, exit code 0
 amb_ip=$(ip_of "$P-health-env")
 for i in 1 2 3; do
@@ -116,22 +141,14 @@ else
     docker run -d --name "$P-dns-amb" --link "$P-dns:dns" -p 127.0.0.1::53/udp ambassador:scratch 53:dns:53/udp >/dev/null
 fi
 dns_port=$(docker port "$P-dns-amb" 53/udp | head -1)
-answer=""
-for _ in $(seq 1 20); do
-    answer=$(dig @127.0.0.1 -p "${dns_port##*:}" +short +time=1 +tries=2 web.ambassador.test A 2>&1)
-    [ "$answer" = 192.0.2.10 ] && break
-    sleep 0.25
-done
-check "dig through the scratch image's UDP rule gets dnsmasq's answer ($answer)" test "$answer" = 192.0.2.10
+dns_answer() { dig @127.0.0.1 -p "${dns_port##*:}" +short +time=1 +tries=2 web.ambassador.test A; }
+until_matches '^192\.0\.2\.10$' dns_answer
+check "dig through the scratch image's UDP rule gets dnsmasq's answer ($got)" test "$got" = 192.0.2.10
 docker kill -s USR1 "$P-dns-amb" >/dev/null
-counted=""
-for _ in $(seq 1 20); do
-    counted=$(docker logs "$P-dns-amb" 2>&1 | grep -E 'rule 0\.0\.0\.0:53:.*/udp: open [0-9]+, served [1-9]' | tail -1)
-    [ -n "$counted" ] && break
-    sleep 0.1
-done
-echo "     docker kill -s USR1: $counted"
-check "docker kill -s USR1 logs the UDP rule's counters" test -n "$counted"
+udp_counters() { docker logs "$P-dns-amb" 2>&1 | grep -E 'rule 0\.0\.0\.0:53:.*/udp: open [0-9]+, served [1-9]' | tail -1; }
+until_matches . udp_counters
+echo "     docker kill -s USR1: $got"
+check "docker kill -s USR1 logs the UDP rule's counters" test -n "$got"
 
 # --- docker stop with --drain 3 and a transfer in flight: it completes, exit code 0.
 # A client on the published port GETs an 8 MB value and reads it slowly
@@ -197,22 +214,17 @@ docker run -d --name "$P-r2" --network "$P-net" --network-alias redis "$REDIS" >
 new_ip=$(ip_of "$P-r2")
 echo "     redis moved from $old_ip to $new_ip"
 check "recreated redis has a new address" test "$old_ip" != "$new_ip"
-pong=""
-for _ in $(seq 1 20); do pong=$(net_ping); [ "$pong" = PONG ] && break; sleep 0.25; done
-check "same ambassador, not restarted, follows redis to its new address" test "$pong" = PONG
+until_matches '^PONG$' net_ping
+check "same ambassador, not restarted, follows redis to its new address" test "$got" = PONG
 check "ambassador was not restarted" test "$(docker inspect -f '{{.State.StartedAt}}' "$P-amb")" = "$started"
 
 # --- the compose example
 if [ ${#compose[@]} -gt 0 ]; then
     export REDIS_IMAGE=$REDIS AMBASSADOR_IMAGE=ambassador:scratch
     if "${compose[@]}" -f examples/docker-compose.yml -p "$P" up -d >/dev/null 2>&1; then
-        pong=""
-        for _ in $(seq 1 20); do
-            pong=$(docker run --rm --network "${P}_default" "$REDIS" redis-cli -h redis-ambassador ping 2>&1 | tr -d '\r')
-            [ "$pong" = PONG ] && break
-            sleep 0.25
-        done
-        check "${compose[*]} example: PING through the ambassador service" test "$pong" = PONG
+        compose_ping() { docker run --rm --network "${P}_default" "$REDIS" redis-cli -h redis-ambassador ping; }
+        until_matches '^PONG$' compose_ping
+        check "${compose[*]} example: PING through the ambassador service" test "$got" = PONG
     else
         bad "${compose[*]} up"
     fi

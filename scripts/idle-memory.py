@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What an idle TCP connection costs the ambassador's process, checked
+"""What an idle connection costs the ambassador's process, checked
 against what the README claims: each copier thread keeps at most one stack
 page resident (the page that also holds its TLS; a frame of 8 KiB or more
 anywhere on the copy path would make it three), and the process's share per
@@ -10,21 +10,26 @@ connections (one request each), then reads each thread's stack pointer from
 /proc/PID/task/TID/syscall, the stack mapping around it from
 /proc/PID/maps, and which of its pages are resident from /proc/PID/pagemap.
 
-Usage: scripts/idle-memory.py [--conns N]    (AMBASSADOR=PATH checks another build)
+With --unix the clients come through a unix socket (unix:PATH:HOST:PORT):
+each stream type's own read must keep filling only the pages it receives.
+
+Usage: scripts/idle-memory.py [--conns N] [--unix]    (AMBASSADOR=PATH checks another build)
 """
 
 import argparse
 import os
+import shutil
 import socket
 import struct
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from amb import Proc, binary, echo_server, free_port, status_kb, wait_port  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-# A pooled thread's stack mapping: its 64 KiB stack (src/pool.rs) and a page
+# A pooled thread's stack mapping: its 64 KiB stack (src/flow/pool.rs) and a page
 # of TLS above it. Mappings made earlier sit above it and may merge into its
 # VMA: only this much above the guard page below it is the thread's.
 STACK_MAPPING = 64 * 1024 + PAGE
@@ -73,21 +78,44 @@ def stack_pages(pid):
     return pages
 
 
+def connect(front):
+    if front.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(front[5:])
+        return s
+    return socket.create_connection(("127.0.0.1", int(front.rsplit(":", 1)[1])), timeout=10)
+
+
+def wait_unix(path, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            connect(f"unix:{path}").close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conns", type=int, default=200)
+    ap.add_argument("--unix", action="store_true", help="clients through a unix socket")
     args = ap.parse_args()
     target = echo_server()
     port = free_port()
-    amb = Proc([os.environ.get("AMBASSADOR") or binary(), "-q", f"127.0.0.1:{port}:127.0.0.1:{target}"])
+    work = tempfile.mkdtemp(prefix="ambassador-idle-")
+    front = f"unix:{work}/front.sock" if args.unix else f"127.0.0.1:{port}"
+    amb = Proc([os.environ.get("AMBASSADOR") or binary(), "-q", f"{front}:127.0.0.1:{target}"])
     socks = []
     failed = []
     try:
-        wait_port(port)
+        wait_port(port) if not args.unix else wait_unix(front[5:])
         time.sleep(0.3)
         before = status_kb(amb.pid, "Pss", "smaps_rollup")
         for _ in range(args.conns):
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s = connect(front)
             socks.append(s)
             s.sendall(b"ping")
             if s.recv(16) != b"ping":
@@ -96,7 +124,7 @@ def main():
         per_conn = (status_kb(amb.pid, "Pss", "smaps_rollup") - before) / args.conns
         pages = stack_pages(amb.pid)
         worst = max(pages) if pages else None
-        print(f"idle-memory: {args.conns} idle connections: process {per_conn:.1f} KB each; "
+        print(f"idle-memory: {args.conns} idle connections{' through a unix socket' if args.unix else ''}: process {per_conn:.1f} KB each; "
               f"{len(pages)} threads, resident stack pages per thread: max {worst}, "
               f"{sum(pages) / max(1, len(pages)):.2f} on average")
         if len(pages) < 2 * args.conns:
@@ -110,6 +138,7 @@ def main():
             s.close()
         time.sleep(0.3)  # the ends pass through before the stop resets what is left
         amb.stop()
+        shutil.rmtree(work, ignore_errors=True)
     for f in failed:
         print(f"idle-memory: FAIL: {f}", file=sys.stderr)
     sys.exit(1 if failed else 0)

@@ -49,11 +49,13 @@ file "$bin" | grep -q 'static' || { echo "FAIL: $bin is not static"; exit 1; }
 [ "$size" -lt 1000000 ] || { echo "FAIL: $bin is $size bytes, over 1 MB"; exit 1; }
 echo "ok: $bin is static, $size bytes"
 
-say "idle connections' memory (scripts/idle-memory.py)"
+say "idle connections' memory (scripts/idle-memory.py), TCP and unix clients"
 scripts/idle-memory.py
+scripts/idle-memory.py --unix
 
 say "benchmark smoke test (scripts/bench --quick)"
 scripts/bench --quick --json bench-out/quick.json
+scripts/bench-unix --quick --json bench-out/quick-unix.json
 
 say "aarch64: static binary under qemu-user"
 bash scripts/cross-test.sh --arch aarch64

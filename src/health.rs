@@ -1,6 +1,6 @@
 //! --healthcheck, for HEALTHCHECK in an image with no shell: for each rule,
-//! connect to its listen port on loopback (or on its own address) and to
-//! one of its targets, and print one line per rule. UDP has no handshake:
+//! connect to its listen port on loopback (or on its own address, or its
+//! unix path) and to one of its targets, and print one line per rule. UDP has no handshake:
 //! for a UDP rule, the port must be held by a UDP socket (binding it here
 //! fails) and a target name must resolve.
 //!
@@ -19,6 +19,7 @@ use crate::config::rule::{Listen, Rule};
 use crate::config::{env, Config};
 use crate::flow::targets::{first_answer, resolve_first};
 use crate::stream::connect::connect_target;
+use crate::sys;
 
 /// Probes every rule, writes a line for each; true if every rule passed.
 pub fn run(config: &Config, out: &mut impl Write) -> io::Result<bool> {
@@ -46,14 +47,18 @@ pub fn probe_address(listen: SocketAddr) -> SocketAddr {
 }
 
 fn probe(rule: &Rule, config: &Config) -> (bool, String) {
-    let (listening, listen_text) = match rule.listen {
+    let (listening, listen_text) = match &rule.listen {
         Listen::Tcp(addr) => {
-            let at = probe_address(addr);
+            let at = probe_address(*addr);
             match TcpStream::connect_timeout(&at, config.connect_timeout) {
                 Ok(_) => (true, format!("listening at {at}")),
                 Err(e) => (false, format!("not listening at {at}: {e}")),
             }
         }
+        Listen::Unix(path) => match sys::connect_unix(path.as_str(), config.connect_timeout) {
+            Ok(_) => (true, format!("listening at {path}")),
+            Err(e) => (false, format!("not listening at {path}: {e}")),
+        },
         Listen::Udp(addr) => match UdpSocket::bind(addr) {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => (true, format!("{addr} is held")),
             Err(e) => (false, format!("cannot check {addr}: {e}")),
@@ -67,7 +72,7 @@ fn probe(rule: &Rule, config: &Config) -> (bool, String) {
         |target| match rule.listen {
             // UDP has no handshake: a target passes when its name resolves.
             Listen::Udp(_) => resolve_first(target).map(|addr| format!("resolves to {addr}")),
-            Listen::Tcp(_) => connect_target(target, config.connect_timeout)
+            Listen::Tcp(_) | Listen::Unix(_) => connect_target(target, config.connect_timeout)
                 .map(|(_, reached)| format!("answers at {reached}")),
         },
         |target, e| failures.push(format!("{target}: {e}")),
@@ -80,7 +85,7 @@ fn probe(rule: &Rule, config: &Config) -> (bool, String) {
         None => {
             let none = match rule.listen {
                 Listen::Udp(_) => "no target resolves",
-                Listen::Tcp(_) => "no target answers",
+                Listen::Tcp(_) | Listen::Unix(_) => "no target answers",
             };
             (
                 false,

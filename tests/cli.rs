@@ -88,7 +88,7 @@ fn bad_rule_exits_2_naming_the_argument_and_the_syntax() {
         &["6379:redis:6379", "6380:redis"],
         &[],
         2,
-        "argument 2 \"6380:redis\": expected [LISTEN_HOST:]LISTEN_PORT:HOST:PORT",
+        "argument 2 \"6380:redis\": expected LISTEN:TARGET[,TARGET...][/tcp|/udp], LISTEN being [HOST:]PORT or unix:PATH",
     );
     fails_with(
         &["99999:redis:6379"],

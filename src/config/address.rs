@@ -1,26 +1,37 @@
 //! The fields of a rule's addresses, each parsed alone: `:`-separated
 //! fields with `[IPv6]` kept whole, port numbers, listen hosts (an IP
-//! address) and target hosts (a name or an IP address). Each error names
-//! the field and says what was expected; rule.rs puts fields together.
+//! address), target hosts (a name or an IP address) and unix socket paths.
+//! Each error names the field and says what was expected; rule.rs puts
+//! fields together.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The longest unix socket path: sun_path holds 108 bytes, the last a NUL
+/// (an abstract name has its NUL first, written `@`, and none at the end).
+pub const MAX_UNIX_PATH: usize = 107;
+
 /// Splits on ':' outside square brackets; brackets must pair up and wrap a
-/// whole field.
+/// whole field, except in a field that starts with '/' or '@' (a unix
+/// path), where they are plain characters.
 pub fn split_fields(text: &str) -> Result<Vec<&str>, String> {
     let mut fields = Vec::new();
     let mut start = 0;
     let mut in_brackets = false;
+    let mut path = false;
     for (i, c) in text.char_indices() {
+        if i == start {
+            path = matches!(c, '/' | '@');
+        }
         match c {
-            '[' if in_brackets || i != start => return Err(bracket_error(text)),
-            '[' => in_brackets = true,
-            ']' if !in_brackets => return Err(bracket_error(text)),
-            ']' => in_brackets = false,
             ':' if !in_brackets => {
                 fields.push(&text[start..i]);
                 start = i + 1;
             }
+            _ if path => {}
+            '[' if in_brackets || i != start => return Err(bracket_error(text)),
+            '[' => in_brackets = true,
+            ']' if !in_brackets => return Err(bracket_error(text)),
+            ']' => in_brackets = false,
             _ => {}
         }
     }
@@ -92,4 +103,28 @@ pub fn parse_target_host(text: &str) -> Result<String, String> {
             "host {text:?}: expected a host name, an IPv4 address or [IPv6]"
         ))
     }
+}
+
+/// A unix socket path: absolute, or `@name` in Linux's abstract namespace;
+/// at most MAX_UNIX_PATH bytes, with no NUL (and, from a rule, no ':' or
+/// ','). The error names the path and says what was expected.
+pub fn check_unix_path(text: &str) -> Result<(), String> {
+    if !text.starts_with(['/', '@']) || text == "@" {
+        return Err(format!(
+            "unix path {text:?}: expected an absolute path (unix:/run/app.sock) \
+             or an abstract name (unix:@app)"
+        ));
+    }
+    if text.len() > MAX_UNIX_PATH {
+        return Err(format!(
+            "unix path {text:?}: {} bytes, expected at most {MAX_UNIX_PATH}",
+            text.len()
+        ));
+    }
+    if text.contains(['\0', ':', ',']) {
+        return Err(format!(
+            "unix path {text:?}: expected no NUL, ':' or ',' in a path"
+        ));
+    }
+    Ok(())
 }

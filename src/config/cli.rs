@@ -25,6 +25,7 @@ pub struct Args {
     /// Every --allow value, in order.
     pub allow: Vec<String>,
     pub drain: Option<String>,
+    pub unix_mode: Option<String>,
     /// RULE arguments in order.
     pub rules: Vec<String>,
 }
@@ -72,7 +73,8 @@ fn options() -> Options {
         .optmulti(
             "",
             "allow",
-            "serve only clients in these address ranges (repeatable; default everyone)",
+            "serve only IP clients in these address ranges (repeatable; default everyone); \
+             a unix listener serves whoever its file's permissions admit",
             "CIDR[,CIDR...]",
         )
         .optopt(
@@ -80,6 +82,12 @@ fn options() -> Options {
             "drain",
             "on SIGTERM/SIGINT stop accepting, let open connections run up to SECS, then reset them (default 0)",
             "SECS",
+        )
+        .optopt(
+            "",
+            "unix-mode",
+            "permissions of the unix socket files ambassador creates, in octal (default: as the umask leaves them)",
+            "MODE",
         )
         .optflag(
             "",
@@ -108,6 +116,7 @@ pub fn parse(args: &[OsString]) -> Result<Args, Error> {
         udp_timeout: m.opt_str("udp-timeout"),
         allow: m.opt_strs("allow"),
         drain: m.opt_str("drain"),
+        unix_mode: m.opt_str("unix-mode"),
         rules: m.free,
     };
     if parsed.quiet && parsed.verbose > 0 {
@@ -128,23 +137,29 @@ pub fn usage() -> String {
     let brief = "\
 Usage: ambassador [OPTIONS] [RULE ...]
 
-Forwards TCP connections and UDP datagrams: the ambassador pattern for containers.
+Forwards TCP and unix-socket connections and UDP datagrams: the ambassador pattern for containers.
 
-RULE := [LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET ...][/tcp|/udp]    TARGET := HOST:PORT
+RULE := LISTEN:TARGET[,TARGET ...][/tcp|/udp]
+LISTEN := [LISTEN_HOST:]LISTEN_PORT | unix:PATH    TARGET := HOST:PORT | unix:PATH
 HOST is a name (resolved at each connection or UDP session), an IPv4 address or [IPv6].
+PATH is /absolute/path or @name (Linux's abstract namespace: no file, no permissions,
+any process in the same network namespace may connect); at most 107 bytes, no ':' or ','.
 
   6379:192.168.1.52:6379            listen on 0.0.0.0:6379, forward to 192.168.1.52:6379
   127.0.0.1:8080:web:80             listen on loopback only
   [::]:6379:[2001:db8::5]:6379      IPv6 on both sides
   6379:redis-a:6379,redis-b:6379    failover: targets are tried in order
   5353:dns:53/udp                   UDP: a session per client address, replies from the address it wrote to
+  127.0.0.1:2375:unix:/var/run/docker.sock    a unix socket served on a TCP port
+  unix:/run/shared/redis.sock:redis:6379      a unix socket (in a shared volume) forwarded to TCP
 
 With no RULE, rules come from variables <NAME>_PORT_<P>_TCP=tcp://<HOST>:<PORT>
 and <NAME>_PORT_<P>_UDP=udp://<HOST>:<PORT> (as Docker links write them), each
 listening on 0.0.0.0:P.
 
 Signals: SIGTERM and SIGINT stop (after --drain, if given; a second one stops at
-once); SIGUSR1 logs each rule's counters (open, served, denied, no target, bytes).
+once); SIGUSR1 logs each rule's counters (open, served, denied, no target, bytes)
+at info level, so -q silences them.
 
 Exit codes: 0 after SIGTERM or SIGINT, 1 runtime failure, 2 usage or configuration error.";
     options().usage(brief)
@@ -224,6 +239,7 @@ mod tests {
             "--udp-timeout",
             "--allow",
             "--drain",
+            "--unix-mode",
             "--healthcheck",
         ] {
             assert!(text.contains(opt), "{opt}");

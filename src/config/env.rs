@@ -42,9 +42,13 @@ pub fn rules_from_env(vars: &[(String, String)]) -> Result<Vec<Rule>, Error> {
             .ok_or_else(String::new)
             .and_then(Target::parse)
             .map_err(|reason| bad(expected_form(scheme, reason)))?;
+        // A link is to a host and port: `tcp://unix:/path` is not one.
         let Target::Net {
             port: target_port, ..
-        } = address;
+        } = address
+        else {
+            return Err(bad(expected_form(scheme, String::new())));
+        };
         let alias = link_alias(vars, prefix, target_port);
         rules.push(Rule::new(
             Listen::new(proto, SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port)),

@@ -41,6 +41,8 @@ pub struct Config {
     pub allow: AllowList,
     /// How long open connections may run after SIGTERM/SIGINT; zero: reset at once.
     pub drain: Duration,
+    /// Permissions of the unix socket files made here; None: as the umask leaves them.
+    pub unix_mode: Option<u32>,
 }
 
 /// Validates the options and gathers the rules: the RULE arguments, or the
@@ -67,6 +69,7 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         None | Some("0") => Duration::ZERO,
         Some(text) => parse_seconds("--drain", text)?,
     };
+    let unix_mode = args.unix_mode.as_deref().map(parse_mode).transpose()?;
     let mut rules = Vec::new();
     for (i, text) in args.rules.iter().enumerate() {
         let rule = Rule::parse(text, Source::Argument(i + 1)).map_err(|reason| Error::BadRule {
@@ -91,6 +94,7 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         udp_timeout,
         allow,
         drain,
+        unix_mode,
     })
 }
 
@@ -127,6 +131,20 @@ fn parse_seconds(option: &str, text: &str) -> Result<Duration, Error> {
                 "{option} {text:?}: expected seconds from 0.001 to 31536000, e.g. 10 or 0.5"
             ))
         })
+}
+
+/// Octal permission bits for a socket file: 1 to 4 digits from 0 to 7,
+/// at most 777 (a socket has no use for set-id or sticky bits).
+fn parse_mode(text: &str) -> Result<u32, Error> {
+    let digits = text.trim();
+    let valid =
+        (1..=4).contains(&digits.len()) && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if valid && mode <= 0o777 => Ok(mode),
+        _ => Err(Error::Usage(format!(
+            "--unix-mode {text:?}: expected permissions in octal from 0 to 777, e.g. 660 or 0600"
+        ))),
+    }
 }
 
 fn parse_max_conns(text: &str) -> Result<usize, Error> {
@@ -324,6 +342,51 @@ mod tests {
             "--allow \"10.0.0.0/33\": the prefix length must be from 0 to 32\n\
              Try 'ambassador --help' for more information."
         );
+    }
+
+    #[test]
+    fn unix_mode_is_octal() {
+        let c = build(&args(&["1:a:1"]), &[]).unwrap();
+        assert_eq!(c.unix_mode, None);
+        for (text, mode) in [("660", 0o660), ("0600", 0o600), ("7", 0o7), ("0777", 0o777)] {
+            let mut a = args(&["1:a:1"]);
+            a.unix_mode = Some(text.into());
+            assert_eq!(build(&a, &[]).unwrap().unix_mode, Some(mode), "{text}");
+        }
+        for text in ["", "8", "1000", "4755", "0o660", "rw", "-1", "66 0"] {
+            let mut a = args(&["1:a:1"]);
+            a.unix_mode = Some(text.into());
+            let msg = build(&a, &[]).unwrap_err().to_string();
+            assert!(
+                msg.starts_with(&format!(
+                    "--unix-mode {text:?}: expected permissions in octal"
+                )),
+                "{text}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_rules_on_one_unix_path_conflict_and_duplicates_merge() {
+        let msg = build(
+            &args(&["unix:/run/a.sock:a:1", "unix:/run/a.sock:b:1"]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("different targets"), "{msg}");
+        let c = build(
+            &args(&["unix:/run/a.sock:a:1", "unix:/run/a.sock:a:1"]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rules.len(), 1);
+        let c = build(
+            &args(&["unix:/run/a.sock:a:1", "unix:/run/b.sock:a:1"]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rules.len(), 2);
     }
 
     #[test]

@@ -1,19 +1,20 @@
 //! Plain data for what ambassador forwards: a `Rule` listens at one `Listen`
-//! (an address and port, TCP or UDP) and forwards to `Target`s tried in
-//! order. Parsing one RULE string and telling whether two listen sides
-//! clash live here; `Display` writes a rule back in the same syntax, so
-//! `--check` output can be pasted back as arguments. Nothing here touches
-//! the network.
+//! (an address and port, TCP or UDP, or a unix socket) and forwards to
+//! `Target`s tried in order (hosts and ports, or unix sockets). Parsing one
+//! RULE string and telling whether two listen sides clash live here;
+//! `Display` writes a rule back in the same syntax, so `--check` output can
+//! be pasted back as arguments. Nothing here touches the network.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-pub use super::address::parse_port;
-use super::address::{parse_listen_host, parse_target_host, split_fields};
+use super::address::{
+    check_unix_path, parse_listen_host, parse_port, parse_target_host, split_fields,
+};
 
 /// The syntax of a RULE, repeated in error messages.
-pub const RULE_SYNTAX: &str =
-    "expected [LISTEN_HOST:]LISTEN_PORT:HOST:PORT[,HOST:PORT...][/tcp|/udp]";
+pub const RULE_SYNTAX: &str = "expected LISTEN:TARGET[,TARGET...][/tcp|/udp], \
+     LISTEN being [HOST:]PORT or unix:PATH, TARGET HOST:PORT or unix:PATH";
 
 /// The transport a rule forwards, as its text (or a variable's name) says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,13 +23,21 @@ pub enum Proto {
     Udp,
 }
 
+/// A unix stream socket's path: `/absolute/path`, or `@name` in Linux's
+/// abstract namespace (no file; any process in the network namespace may
+/// connect). Checked when made: see address.rs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixPath(String);
+
 /// Where a rule listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
     /// A TCP port on one address, or on every address (0.0.0.0, [::]).
     Tcp(SocketAddr),
     /// A UDP port, likewise.
     Udp(SocketAddr),
+    /// A unix stream socket.
+    Unix(UnixPath),
 }
 
 /// A place to forward to.
@@ -38,6 +47,8 @@ pub enum Target {
     /// IPv6 address (without brackets); names are resolved at each
     /// connection, not here.
     Net { host: String, port: u16 },
+    /// A unix stream socket.
+    Unix(UnixPath),
 }
 
 /// One forwarding rule: where to listen and whom to forward to.
@@ -68,6 +79,22 @@ impl Proto {
     }
 }
 
+impl UnixPath {
+    pub fn parse(text: &str) -> Result<UnixPath, String> {
+        check_unix_path(text).map(|()| UnixPath(text.to_string()))
+    }
+
+    /// The path as written: `/path` or `@name`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name after `@` for an abstract socket; None for a path.
+    pub fn abstract_name(&self) -> Option<&str> {
+        self.0.strip_prefix('@')
+    }
+}
+
 impl Listen {
     /// Listening at `addr` with `proto`.
     pub fn new(proto: Proto, addr: SocketAddr) -> Listen {
@@ -77,33 +104,32 @@ impl Listen {
         }
     }
 
+    /// UDP for a UDP rule; TCP for the stream rules, unix ones included.
     pub fn proto(&self) -> Proto {
         match self {
-            Listen::Tcp(_) => Proto::Tcp,
             Listen::Udp(_) => Proto::Udp,
-        }
-    }
-
-    /// The address and port listened on.
-    pub fn addr(&self) -> SocketAddr {
-        match *self {
-            Listen::Tcp(addr) | Listen::Udp(addr) => addr,
+            Listen::Tcp(_) | Listen::Unix(_) => Proto::Tcp,
         }
     }
 
     /// Why two rules could not both listen here, if they could not: the
     /// same transport and port on the same address, or on addresses the
     /// kernel would not let both be bound (a wildcard covering the other;
-    /// [::] covers IPv4 too, as Linux binds it dual-stack). A TCP and a UDP
-    /// rule may share a port.
+    /// [::] covers IPv4 too, as Linux binds it dual-stack); the same unix
+    /// path. A TCP and a UDP rule may share a port.
     pub fn clash(&self, other: &Listen) -> Option<&'static str> {
-        let (a, b) = (self.addr(), other.addr());
-        if self.proto() != other.proto() || a.port() != b.port() {
+        const SAME: &str = "listen on the same address with different targets";
+        let (a, b) = match (self, other) {
+            (Listen::Unix(a), Listen::Unix(b)) => return (a == b).then_some(SAME),
+            (Listen::Tcp(a), Listen::Tcp(b)) | (Listen::Udp(a), Listen::Udp(b)) => (a, b),
+            _ => return None,
+        };
+        if a.port() != b.port() {
             return None;
         }
         let (x, y) = (a.ip(), b.ip());
         if x == y {
-            return Some("listen on the same address with different targets");
+            return Some(SAME);
         }
         let covers = |w: IpAddr, o: IpAddr| w.is_unspecified() && (w.is_ipv6() || o.is_ipv4());
         (covers(x, y) || covers(y, x)).then_some("listen on overlapping addresses")
@@ -126,22 +152,38 @@ impl Rule {
         }
     }
 
-    /// Parses `[LISTEN_HOST:]LISTEN_PORT:TARGET[,TARGET...][/tcp|/udp]`
-    /// (TCP without a suffix, as Docker's `-p` reads it). The error says
-    /// what was expected.
+    /// Parses `LISTEN:TARGET[,TARGET...][/tcp|/udp]` (TCP without a
+    /// suffix, as Docker's `-p` reads it; the suffix is never part of a
+    /// unix path). The error says what was expected.
     pub fn parse(text: &str, source: Source) -> Result<Rule, String> {
-        let (text, proto) = match text.rsplit_once('/') {
-            None => (text, Proto::Tcp),
-            Some((rule, "tcp")) => (rule, Proto::Tcp),
-            Some((rule, "udp")) => (rule, Proto::Udp),
-            Some((_, other)) => {
-                return Err(format!(
-                    "protocol {other:?}: expected /tcp or /udp at the end of the rule"
-                ))
-            }
-        };
-        let (listen, targets) = parse_addresses(text)?;
-        Ok(Rule::new(Listen::new(proto, listen), targets, source))
+        let (text, proto) = split_suffix(text)?;
+        let mut parts = text.split(',');
+        // split always yields at least one part, even for "".
+        let fields = split_fields(parts.next().unwrap_or_default())?;
+        if fields.len() > 4 {
+            return Err(format!(
+                "{RULE_SYNTAX} (write IPv6 addresses in brackets, e.g. [::1])"
+            ));
+        }
+        if fields.len() < 3 {
+            return Err(RULE_SYNTAX.to_string());
+        }
+        // A target is always two fields (HOST:PORT or unix:PATH); the listen side is the rest.
+        let (listen, target) = fields.split_at(fields.len() - 2);
+        let listen = parse_listen(listen, proto)?;
+        let mut targets = vec![target_from_fields(target[0], target[1])?];
+        for part in parts {
+            targets.push(Target::parse(part)?);
+        }
+        let unix_target = targets.iter().any(|t| matches!(t, Target::Unix(_)));
+        if proto == Proto::Udp && (unix_target || matches!(listen, Listen::Unix(_))) {
+            return Err(
+                "a /udp rule with a unix side: unix datagram sockets are not \
+                 forwarded (drop /udp for a stream rule)"
+                    .to_string(),
+            );
+        }
+        Ok(Rule::new(listen, targets, source))
     }
 
     /// True when both rules would do the same thing, wherever they came from.
@@ -150,49 +192,66 @@ impl Rule {
     }
 }
 
-fn parse_addresses(text: &str) -> Result<(SocketAddr, Vec<Target>), String> {
-    let mut parts = text.split(',');
-    // split always yields at least one part, even for "".
-    let first = parts.next().unwrap_or_default();
-    let fields = split_fields(first)?;
-    let (listen_host, listen_port, target) = match fields.as_slice() {
-        [port, host, tport] => (None, *port, (*host, *tport)),
-        [lhost, port, host, tport] => (Some(*lhost), *port, (*host, *tport)),
-        _ if fields.len() > 4 => {
-            return Err(format!(
-                "{RULE_SYNTAX} (write IPv6 addresses in brackets, e.g. [::1])"
-            ))
-        }
+/// The rule without its `/tcp` or `/udp` suffix, and the transport. A '/'
+/// before anything else ends a unix path, not a rule.
+fn split_suffix(text: &str) -> Result<(&str, Proto), String> {
+    if let Some(rule) = text.strip_suffix("/tcp") {
+        return Ok((rule, Proto::Tcp));
+    }
+    if let Some(rule) = text.strip_suffix("/udp") {
+        return Ok((rule, Proto::Udp));
+    }
+    match text.rsplit_once('/') {
+        Some((_, other)) if !text.contains("unix:") => Err(format!(
+            "protocol {other:?}: expected /tcp or /udp at the end of the rule"
+        )),
+        _ => Ok((text, Proto::Tcp)),
+    }
+}
+
+/// `PORT`, `HOST:PORT` or `unix:PATH`.
+fn parse_listen(fields: &[&str], proto: Proto) -> Result<Listen, String> {
+    let (host, port) = match fields {
+        ["unix", path] => return UnixPath::parse(path).map(Listen::Unix),
+        [port] => (None, *port),
+        [host, port] => (Some(*host), *port),
         _ => return Err(RULE_SYNTAX.to_string()),
     };
-    let ip = match listen_host {
+    let ip = match host {
         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         Some(host) => parse_listen_host(host)?,
     };
-    let port = parse_port(listen_port, "listen port")?;
-    let mut targets = vec![target_from_fields(target.0, target.1)?];
-    for part in parts {
-        targets.push(Target::parse(part)?);
-    }
-    Ok((SocketAddr::new(ip, port), targets))
+    let port = parse_port(port, "listen port")?;
+    Ok(Listen::new(proto, SocketAddr::new(ip, port)))
 }
 
 impl Target {
-    /// Parses one `HOST:PORT` target, HOST being a name, IPv4 or `[IPv6]`.
+    /// Parses one `HOST:PORT` or `unix:PATH` target, HOST being a name,
+    /// IPv4 or `[IPv6]`.
     pub fn parse(text: &str) -> Result<Target, String> {
         match split_fields(text)?.as_slice() {
             [host, port] => target_from_fields(host, port),
             _ => Err(format!(
-                "target {text:?}: expected HOST:PORT (write IPv6 addresses in brackets)"
+                "target {text:?}: expected HOST:PORT or unix:PATH \
+                 (write IPv6 addresses in brackets)"
             )),
         }
     }
 }
 
 fn target_from_fields(host: &str, port: &str) -> Result<Target, String> {
+    if host == "unix" {
+        return UnixPath::parse(port).map(Target::Unix);
+    }
     let host = parse_target_host(host)?;
     let port = parse_port(port, "target port")?;
     Ok(Target::Net { host, port })
+}
+
+impl fmt::Display for UnixPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unix:{}", self.0)
+    }
 }
 
 impl fmt::Display for Target {
@@ -200,14 +259,19 @@ impl fmt::Display for Target {
         match self {
             Target::Net { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             Target::Net { host, port } => write!(f, "{host}:{port}"),
+            Target::Unix(path) => write!(f, "{path}"),
         }
     }
 }
 
 impl fmt::Display for Listen {
-    /// The address and port; the transport's suffix ends the whole rule.
+    /// The address and port, or `unix:PATH`; the transport's suffix ends
+    /// the whole rule.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.addr())
+        match self {
+            Listen::Tcp(addr) | Listen::Udp(addr) => write!(f, "{addr}"),
+            Listen::Unix(path) => write!(f, "{path}"),
+        }
     }
 }
 
@@ -249,7 +313,11 @@ mod tests {
     /// A rule's parts, for assertions on each.
     fn parse_rule(text: &str) -> Result<(SocketAddr, Vec<Target>, Proto), String> {
         let rule = Rule::parse(text, Source::Argument(1))?;
-        Ok((rule.listen.addr(), rule.targets, rule.listen.proto()))
+        let proto = rule.listen.proto();
+        match rule.listen {
+            Listen::Tcp(addr) | Listen::Udp(addr) => Ok((addr, rule.targets, proto)),
+            Listen::Unix(_) => Err("a unix listen side".into()),
+        }
     }
 
     #[test]
@@ -358,7 +426,7 @@ mod tests {
     fn rejects_wrong_field_counts() {
         for text in ["", "6379", "6379:redis", "1:2:3:4:5", "a:b:c:d:e:f"] {
             let err = parse_rule(text).unwrap_err();
-            assert!(err.contains("expected [LISTEN_HOST:]"), "{text}: {err}");
+            assert!(err.starts_with("expected LISTEN:TARGET"), "{text}: {err}");
         }
     }
 
@@ -432,6 +500,84 @@ mod tests {
         for text in ["1:é:1", "é:a:1", "1:a:é", "[é]:1:a:1", "1:a:1,é"] {
             assert!(parse_rule(text).is_err(), "{text}");
         }
+    }
+
+    fn unix(path: &str) -> Target {
+        Target::Unix(UnixPath::parse(path).unwrap())
+    }
+
+    #[test]
+    fn unix_sockets_on_either_side() {
+        let rule = Rule::parse(
+            "unix:/run/shared/redis.sock:redis:6379",
+            Source::Argument(1),
+        );
+        let rule = rule.unwrap();
+        assert_eq!(
+            rule.listen,
+            Listen::Unix(UnixPath::parse("/run/shared/redis.sock").unwrap())
+        );
+        assert_eq!(rule.targets, [target("redis", 6379)]);
+        let rule = Rule::parse(
+            "127.0.0.1:2375:unix:/var/run/docker.sock",
+            Source::Argument(1),
+        );
+        let rule = rule.unwrap();
+        assert_eq!(rule.listen, Listen::Tcp(listen("127.0.0.1:2375")));
+        assert_eq!(rule.targets, [unix("/var/run/docker.sock")]);
+        let rule = Rule::parse("unix:@front:unix:/a,[::1]:7,unix:@b", Source::Argument(1)).unwrap();
+        assert_eq!(rule.targets, [unix("/a"), target("::1", 7), unix("@b")]);
+    }
+
+    #[test]
+    fn unix_rules_round_trip() {
+        for text in [
+            "unix:/run/shared/redis.sock:redis:6379",
+            "127.0.0.1:2375:unix:/var/run/docker.sock",
+            "unix:/a:unix:/b",
+            "unix:@app:[::1]:6379",
+            "0.0.0.0:1:unix:/a,b:2,unix:@c",
+            "unix:/tmp/a[1].sock:h:1",
+            "0.0.0.0:1:unix:/run/x/tcp.sock",
+        ] {
+            let rule = Rule::parse(text, Source::Argument(1)).unwrap();
+            assert_eq!(rule.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn a_trailing_protocol_is_never_part_of_a_path() {
+        let rule = Rule::parse("1:unix:/run/x/tcp", Source::Argument(1)).unwrap();
+        assert_eq!(rule.targets, [unix("/run/x")]);
+    }
+
+    #[test]
+    fn bad_unix_paths_say_what_is_expected() {
+        let long = format!("/{}", "a".repeat(107));
+        for (text, needle) in [
+            ("unix:run/a.sock:h:1", "expected an absolute path"),
+            ("1:unix:relative", "expected an absolute path"),
+            ("1:unix:", "expected an absolute path"),
+            ("1:unix:@", "expected an absolute path"),
+            (&format!("1:unix:{long}"), "108 bytes, expected at most 107"),
+            ("unix:/a.sock:h:1/udp", "a /udp rule with a unix side"),
+            ("5353:unix:/dns.sock/udp", "a /udp rule with a unix side"),
+            ("1:h:1,unix:/b/udp", "a /udp rule with a unix side"),
+        ] {
+            let err = Rule::parse(text, Source::Argument(1)).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        assert!(UnixPath::parse(&long[..107]).is_ok());
+    }
+
+    #[test]
+    fn unix_listen_sides_clash_on_the_same_path_only() {
+        let path = |p: &str| Listen::Unix(UnixPath::parse(p).unwrap());
+        let same = Some("listen on the same address with different targets");
+        assert_eq!(path("/a").clash(&path("/a")), same);
+        assert_eq!(path("/a").clash(&path("/b")), None);
+        assert_eq!(path("@a").clash(&path("/a")), None);
+        assert_eq!(path("/a").clash(&Listen::Tcp(listen("0.0.0.0:1"))), None);
     }
 
     #[test]

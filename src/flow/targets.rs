@@ -27,10 +27,16 @@ pub fn first_answer<T>(
     None
 }
 
-/// Every address a network target resolves to now, in the resolver's order.
+/// Every address a network target resolves to now, in the resolver's
+/// order; an error for a unix socket, which has no network address.
 pub fn resolve(target: &Target) -> io::Result<impl Iterator<Item = SocketAddr>> {
-    let Target::Net { host, port } = target;
-    (host.as_str(), *port).to_socket_addrs()
+    match target {
+        Target::Net { host, port } => (host.as_str(), *port).to_socket_addrs(),
+        Target::Unix(path) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{path} has no network address"),
+        )),
+    }
 }
 
 /// The first address a network target resolves to now.
@@ -55,8 +61,10 @@ mod tests {
     }
 
     fn port(target: &Target) -> u16 {
-        let Target::Net { port, .. } = target;
-        *port
+        match target {
+            Target::Net { port, .. } => *port,
+            Target::Unix(_) => unreachable!("no unix targets here"),
+        }
     }
 
     #[test]

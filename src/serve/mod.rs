@@ -21,6 +21,7 @@ use crate::flow::stats::Stats;
 use crate::flow::Stop;
 use crate::stream::accept::Acceptor;
 use crate::stream::endpoint::Listener;
+use crate::stream::unix::{self, SocketFile};
 use crate::stream::{Forwarding, Timeouts};
 use crate::udp::{self, UdpRule};
 
@@ -32,6 +33,9 @@ pub struct Running {
     udp: Vec<Arc<UdpRule>>,
     limit: Arc<Limit>,
     stop: Stop,
+    /// Unix socket files made here, removed when `Running` drops (at exit,
+    /// after the drain).
+    _socket_files: Vec<SocketFile>,
 }
 
 impl Running {
@@ -73,10 +77,15 @@ enum Bound {
     Udp(UdpSocket),
 }
 
-fn bind(rule: &Rule) -> Result<Bound, Error> {
-    match rule.listen {
-        Listen::Tcp(addr) => Listener::bind_tcp(addr, PARK_TIME).map(Bound::Stream),
-        Listen::Udp(_) => udp::bind(rule).map(Bound::Udp),
+fn bind(rule: &Rule, config: &Config, files: &mut Vec<SocketFile>) -> Result<Bound, Error> {
+    match &rule.listen {
+        Listen::Tcp(addr) => Listener::bind_tcp(*addr, PARK_TIME).map(Bound::Stream),
+        Listen::Udp(addr) => udp::bind(rule, *addr).map(Bound::Udp),
+        Listen::Unix(path) => {
+            let (listener, file) = unix::bind(path, config.unix_mode, PARK_TIME)?;
+            files.extend(file);
+            Ok(Bound::Stream(listener))
+        }
     }
 }
 
@@ -84,8 +93,10 @@ fn bind(rule: &Rule) -> Result<Bound, Error> {
 /// every rule is being served; the threads run until listening stops.
 pub fn start(config: &Config) -> Result<Running, Error> {
     let mut bound = Vec::with_capacity(config.rules.len());
+    // Removed again if a later rule cannot be bound.
+    let mut files = Vec::new();
     for rule in &config.rules {
-        bound.push((rule.clone(), bind(rule)?));
+        bound.push((rule.clone(), bind(rule, config, &mut files)?));
     }
     if !config.allow.is_empty() {
         log::info!("serving only clients in {}", config.allow);
@@ -97,6 +108,7 @@ pub fn start(config: &Config) -> Result<Running, Error> {
         udp: Vec::new(),
         limit: Limit::new(config.max_conns),
         stop: Stop::default(),
+        _socket_files: files,
     };
     for (rule, socket) in bound {
         // Logged once the rule's threads run: tests and users may read

@@ -101,6 +101,11 @@ impl Conn {
         }
     }
 
+    /// Who the client is.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
     pub fn stream(&self, side: Side) -> &Stream {
         &self.streams[side as usize]
     }

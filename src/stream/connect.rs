@@ -1,6 +1,7 @@
 //! Reaching a stream rule's targets: the failover walk (flow/targets.rs)
 //! with a stream connect for each target, every address a name resolves
-//! to tried in turn, each within --connect-timeout. The relay uses it for
+//! to tried in turn, each within --connect-timeout; a unix target by its
+//! path, within the same timeout. The relay uses it for
 //! every admitted client, --healthcheck for its probes.
 
 use std::io;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use super::endpoint::{Peer, Stream};
 use crate::config::rule::{Rule, Target};
 use crate::flow::targets::{first_answer, resolve};
+use crate::sys;
 
 /// Tries every target of the rule in order, warning for each that fails;
 /// the first stream made and whom it reached, or None.
@@ -24,8 +26,15 @@ pub fn connect(rule: &Rule, timeout: Duration) -> Option<(Stream, Peer)> {
 }
 
 /// Resolves the target now and tries each of its addresses in turn, each
-/// for at most `timeout`; the last address's error if none answers.
+/// for at most `timeout`; the last address's error if none answers. A unix
+/// target is its path, tried within `timeout` too (a full listen queue
+/// waits).
 pub fn connect_target(target: &Target, timeout: Duration) -> io::Result<(Stream, Peer)> {
+    if let Target::Unix(path) = target {
+        log::trace!("trying {target}");
+        let stream = sys::connect_unix(path.as_str(), timeout)?;
+        return Ok((Stream::Unix(stream), Peer::UnixPath(path.as_str().into())));
+    }
     let mut last = None;
     for addr in resolve(target)? {
         log::trace!("trying {target} at {addr}");

@@ -67,6 +67,7 @@ pub fn copy(conn: &Arc<Conn>, dir: Direction, prefix: &[u8]) {
 fn pump(conn: &Conn, dir: Direction, outbound: &mut Outbound) -> io::Result<()> {
     match conn.stream(Side::source(dir)) {
         Stream::Tcp(source) => pump_from(source, conn, dir, outbound),
+        Stream::Unix(source) => pump_from(source, conn, dir, outbound),
     }
 }
 

@@ -1,7 +1,8 @@
-//! Stream rules (TCP today): the endpoint types (endpoint.rs), the threads
-//! that accept on a rule's listener (accept.rs), a client's pipeline from
-//! admission to relay (relay.rs), reaching the targets (connect.rs), and
-//! the two copiers (copier.rs) with the state they share (conn.rs).
+//! Stream rules, TCP and unix: the endpoint types (endpoint.rs), listening
+//! on a unix path (unix.rs), the threads that accept on a rule's listener
+//! (accept.rs), a client's pipeline from admission to relay (relay.rs),
+//! reaching the targets (connect.rs), and the two copiers (copier.rs) with
+//! the state they share (conn.rs).
 
 pub mod accept;
 mod conn;
@@ -9,6 +10,7 @@ pub mod connect;
 mod copier;
 pub mod endpoint;
 mod relay;
+pub mod unix;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -21,7 +21,7 @@ use crate::flow::Direction;
 /// Serves an accepted client on this thread; returns once its client-to-
 /// target direction is done (the other may still run on its own thread).
 pub fn serve(client: Stream, peer: Peer, fwd: &Forwarding) {
-    let Some(permit) = admit(&client, peer, fwd) else {
+    let Some(permit) = admit(&client, &peer, fwd) else {
         return;
     };
     let rule = &fwd.rule;
@@ -45,7 +45,7 @@ pub fn serve(client: Stream, peer: Peer, fwd: &Forwarding) {
 /// --allow, then a slot under --max-conns (waiting for one at the cap). A
 /// client outside every range is reset at once and counted; no target
 /// connection is made for it.
-fn admit(client: &Stream, peer: Peer, fwd: &Forwarding) -> Option<Permit> {
+fn admit(client: &Stream, peer: &Peer, fwd: &Forwarding) -> Option<Permit> {
     if peer.ip().is_some_and(|ip| !fwd.allow.permits(ip)) {
         fwd.stats.denied();
         log::debug!("rule {}: {peer} is not allowed; reset", fwd.rule);
@@ -68,10 +68,10 @@ fn relay(ends: Ends, fwd: &Forwarding, permit: Permit, prefix: &[u8]) {
     if idle.is_none() {
         ends.client.clear_inherited_timeout();
     }
-    let (rule, peer) = (&fwd.rule, ends.peer);
     let conn = Arc::new(Conn::new(ends, idle, Arc::clone(&fwd.stats), permit));
     let down = Arc::clone(&conn);
     if let Err(e) = Pool::global().run(move || copy(&down, Direction::Down, &[])) {
+        let (rule, peer) = (&fwd.rule, conn.peer());
         log::warn!("rule {rule}: dropping client {peer}: cannot start a thread: {e}");
         conn.note_abort(|| format!("no thread: {e}"));
         conn.teardown();

@@ -6,7 +6,9 @@
 //! being closed under it), a timeout on accept (so that threads accepting
 //! beyond the first go back to the pool when quiet), shutting a listener so
 //! that its accepting threads wake, and UDP datagrams with the address they were sent to
-//! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address.
+//! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address;
+//! for unix sockets, a connect within a timeout, the peer's credentials
+//! (SO_PEERCRED) and the umask around a bind.
 //! Both glibc and musl provide these symbols.
 //!
 //! The constants below are Linux's (the same on every Linux architecture
@@ -14,7 +16,10 @@
 #![allow(unsafe_code)]
 
 #[cfg(target_endian = "big")]
-compile_error!("src/sys/signals.rs: Timespec assumes a little-endian target");
+compile_error!(
+    "src/sys declares C layouts by hand (signals.rs's Timespec, wire.rs's control \
+     messages) and has been checked on little-endian targets only"
+);
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
@@ -25,6 +30,7 @@ compile_error!(
 mod datagram;
 mod signals;
 mod socket;
+mod unix;
 mod wire;
 
 pub use datagram::{recv_with_arrival, send_from, want_arrival};
@@ -32,6 +38,7 @@ pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{
     abort, reset_all_on_exit, set_accept_timeout, set_backlog, set_linger_zero, stop_listening,
 };
+pub use unix::{connect_unix, peer_cred, with_umask};
 pub use wire::Arrival;
 
 use std::io;

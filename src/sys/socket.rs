@@ -1,10 +1,10 @@
 //! TCP sockets: SO_LINGER 0 (a close sends a reset), aborting a connection
-//! in place, the listen backlog, a timeout on accept, and stopping a
-//! listener in place.
+//! in place; any listener (TCP or unix): the listen backlog, a timeout on
+//! accept, and stopping it in place.
 
 use std::io;
 use std::mem::{size_of, ManuallyDrop};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::raw::{c_int, c_void};
 use std::time::Duration;
@@ -30,7 +30,7 @@ struct SockAddr {
 
 extern "C" {
     fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
-    fn connect(fd: c_int, addr: *const SockAddr, len: u32) -> c_int;
+    fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
 }
@@ -102,7 +102,13 @@ pub fn abort(socket: &impl AsRawFd) -> io::Result<()> {
     };
     // SAFETY: the fd is open for the lifetime of the borrow; `addr` is a
     // valid sockaddr of the length passed.
-    let rc = unsafe { connect(socket.as_raw_fd(), &addr, size_of::<SockAddr>() as u32) };
+    let rc = unsafe {
+        connect(
+            socket.as_raw_fd(),
+            (&addr as *const SockAddr).cast(),
+            size_of::<SockAddr>() as u32,
+        )
+    };
     check(rc)
 }
 
@@ -117,7 +123,7 @@ pub fn set_backlog(listener: &impl AsRawFd, backlog: c_int) -> io::Result<()> {
 /// Makes a blocking accept on this listener give up after `timeout` with
 /// WouldBlock (SO_RCVTIMEO, set by std's own setter so that its layout is
 /// right on every target). Accepted sockets inherit it.
-pub fn set_accept_timeout(listener: &TcpListener, timeout: Duration) -> io::Result<()> {
+pub fn set_accept_timeout(listener: &impl AsRawFd, timeout: Duration) -> io::Result<()> {
     // SAFETY: the fd is open for the lifetime of the borrow, and ManuallyDrop
     // never closes it: the stream only lends std's setsockopt wrapper.
     let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });

@@ -42,10 +42,9 @@ pub struct UdpRule {
     sessions: Mutex<HashMap<SocketAddr, Arc<Session>>>,
 }
 
-/// Binds a UDP rule's listen address, asking for each datagram's arrival
+/// Binds a UDP rule's listen address `addr`, asking for each datagram's arrival
 /// address when it is a wildcard.
-pub fn bind(rule: &Rule) -> Result<UdpSocket, Error> {
-    let addr = rule.listen.addr();
+pub fn bind(rule: &Rule, addr: SocketAddr) -> Result<UdpSocket, Error> {
     let bind_error = |source| Error::Bind {
         listen: format!("{}/udp", rule.listen),
         source,
@@ -69,7 +68,7 @@ impl UdpRule {
         limit: Arc<Limit>,
     ) -> UdpRule {
         UdpRule {
-            wildcard: rule.listen.addr().ip().is_unspecified(),
+            wildcard: socket.local_addr().is_ok_and(|a| a.ip().is_unspecified()),
             rule,
             stats,
             socket,

@@ -16,8 +16,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod peers;
+mod unix;
 #[allow(unused_imports)] // not every test binary starts a real peer
 pub use peers::*;
+#[allow(unused_imports)] // nor uses unix sockets
+pub use unix::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ambassador");
 /// Every read and write in a test gives up after this long.
@@ -25,7 +28,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn temp_path(what: &str) -> PathBuf {
+pub fn temp_path(what: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("ambassador-test-{}-{n}.{what}", std::process::id()))
 }

@@ -55,12 +55,48 @@ pub fn redis_server() -> (Peer, u16) {
     (redis, port)
 }
 
+/// redis-server listening only on the unix socket `path` (no TCP port),
+/// once it answers there.
+pub fn redis_server_unix(path: &str) -> Peer {
+    let bin = require("redis-server", "redis-server");
+    let child = Command::new(bin)
+        .args([
+            "--port",
+            "0",
+            "--unixsocket",
+            path,
+            "--unixsocketperm",
+            "700",
+        ])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let redis = Peer { child, file: None };
+    let answers = || std::os::unix::net::UnixStream::connect(path).is_ok();
+    assert!(
+        wait_until(Duration::from_secs(10), answers),
+        "redis-server did not start on {path}"
+    );
+    redis
+}
+
 /// redis-cli against 127.0.0.1:`port` with `args`, `stdin` fed to it; its
 /// output, trimmed. It must finish within 30 s.
 pub fn redis_cli(port: u16, args: &[&str], stdin: Option<&[u8]>) -> String {
+    redis_cli_to(&["-h", "127.0.0.1", "-p", &port.to_string()], args, stdin)
+}
+
+/// redis-cli against the unix socket `path` (`redis-cli -s`), likewise.
+pub fn redis_cli_unix(path: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    redis_cli_to(&["-s", path], args, stdin)
+}
+
+fn redis_cli_to(to: &[&str], args: &[&str], stdin: Option<&[u8]>) -> String {
     let bin = require("redis-cli", "redis-tools");
     let mut child = Command::new(bin)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(to)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
