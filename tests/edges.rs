@@ -91,32 +91,24 @@ fn malformed_variables_exit_2_without_a_panic() {
 
 #[test]
 fn non_utf8_arguments_and_values_are_errors_not_panics() {
-    let bad = OsStr::from_bytes(b"1:\xff\xfe:1");
-    let child = Command::new(BIN)
-        .args([OsStr::new("--check"), bad])
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ambassador");
-    let out = output_within(
-        child,
-        Duration::from_secs(20),
-        "--check with a non-UTF-8 rule",
-    );
+    let check = |rule: &OsStr, vars: &[(&str, &OsStr)], what: &str| {
+        let child = Command::new(BIN)
+            .args([OsStr::new("--check"), rule])
+            .env_clear()
+            .envs(vars.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ambassador");
+        output_within(child, Duration::from_secs(20), what)
+    };
+    let out = check(OsStr::from_bytes(b"1:\xff\xfe:1"), &[], "a non-UTF-8 rule");
     assert_config_error(out, "non-UTF-8 argument");
-    let child = Command::new(BIN)
-        .arg("--check")
-        .env_clear()
-        .env("A_PORT_1_TCP", OsStr::from_bytes(b"tcp://\xff:1"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ambassador");
-    let out = output_within(
-        child,
-        Duration::from_secs(20),
-        "--check with a non-UTF-8 variable",
+    let value = OsStr::from_bytes(b"tcp://\xff:1");
+    let out = check(
+        OsStr::new("--env"),
+        &[("A_PORT_1_TCP", value)],
+        "a non-UTF-8 variable",
     );
     assert_config_error(out, "non-UTF-8 value");
 }

@@ -37,20 +37,10 @@ pub fn free_udp_port() -> u16 {
 
 /// redis-server on 127.0.0.1, no persistence; its port once it answers.
 pub fn redis_server() -> (Peer, u16) {
-    let bin = require("redis-server", "redis-server");
     let port = free_port();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let redis = Peer { child, file: None };
-    let answers = || TcpStream::connect(("127.0.0.1", port)).is_ok();
-    assert!(
-        wait_until(Duration::from_secs(10), answers),
-        "redis-server did not start"
+    let redis = redis_with(
+        &["--port", &port.to_string(), "--bind", "127.0.0.1"],
+        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
     );
     (redis, port)
 }
@@ -58,26 +48,33 @@ pub fn redis_server() -> (Peer, u16) {
 /// redis-server listening only on the unix socket `path` (no TCP port),
 /// once it answers there.
 pub fn redis_server_unix(path: &str) -> Peer {
+    let listen = [
+        "--port",
+        "0",
+        "--unixsocket",
+        path,
+        "--unixsocketperm",
+        "700",
+    ];
+    redis_with(&listen, || {
+        std::os::unix::net::UnixStream::connect(path).is_ok()
+    })
+}
+
+/// redis-server with `listen` arguments and no persistence, once `answers`.
+fn redis_with(listen: &[&str], answers: impl FnMut() -> bool) -> Peer {
     let bin = require("redis-server", "redis-server");
     let child = Command::new(bin)
-        .args([
-            "--port",
-            "0",
-            "--unixsocket",
-            path,
-            "--unixsocketperm",
-            "700",
-        ])
+        .args(listen)
         .args(["--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start redis-server");
     let redis = Peer { child, file: None };
-    let answers = || std::os::unix::net::UnixStream::connect(path).is_ok();
     assert!(
         wait_until(Duration::from_secs(10), answers),
-        "redis-server did not start on {path}"
+        "redis-server {listen:?} did not start"
     );
     redis
 }
