@@ -56,6 +56,7 @@ scripts/idle-memory.py --unix
 say "benchmark smoke test (scripts/bench --quick)"
 scripts/bench --quick --json bench-out/quick.json
 scripts/bench-unix --quick --json bench-out/quick-unix.json
+scripts/bench-proxy --quick --json bench-out/quick-proxy.json
 
 say "aarch64: static binary under qemu-user"
 bash scripts/cross-test.sh --arch aarch64

@@ -70,6 +70,37 @@ netns_demo() {
     reply=$(on client timeout 10 redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
     [ "$reply" = PONG ] || die "client-server: expected PONG after the refused host, got: $reply"
     echo "# refused; client-server still gets $reply"
+    proxy_demo
+}
+
+# The client's address through the chain: the near ambassador begins each
+# connection with a PROXY v2 header, the far one believes it from the near
+# host only, logs the real client and applies --allow to it.
+proxy_demo() {
+    local far_log
+    far_log=$(mktemp)
+    echo
+    echo "# The client's address through the chain (PROXY protocol), on port 6380."
+    step big-server "ambassador -v --accept-proxy $CLIENT_IP --allow $CLIENT_IP 6380:127.0.0.1:16379"
+    start big env -i "$bin" -v --accept-proxy "$CLIENT_IP" --allow "$CLIENT_IP" 6380:127.0.0.1:16379 2>"$far_log"
+    wait_port big "$BIG_IP" 6380 || die "the far ambassador did not start"
+    step client-server "ambassador --send-proxy v2 6380:$BIG_IP:6380"
+    start client env -i "$bin" --send-proxy v2 "6380:$BIG_IP:6380"
+    wait_port client "$CLIENT_IP" 6380 || die "the near ambassador did not start"
+    step client-server "redis-cli -h $CLIENT_IP -p 6380 ping"
+    reply=$(on client timeout 10 redis-cli -h "$CLIENT_IP" -p 6380 ping 2>&1)
+    echo "$reply"
+    [ "$reply" = PONG ] || die "expected PONG through the PROXY chain, got: $reply"
+    seen=$(grep -o "$CLIENT_IP:[0-9]* via $CLIENT_IP:[0-9]* -> 127.0.0.1:16379: open" "$far_log" | head -1)
+    echo "# big-server's log: $seen"
+    [ -n "$seen" ] || die "the far ambassador did not log the client behind the near one: $(cat "$far_log")"
+    step other-host "printf 'PROXY TCP4 $CLIENT_IP $BIG_OTHER_IP 1 6380\\r\\nPING\\r\\n' > /dev/tcp/$BIG_OTHER_IP/6380   # a forged header"
+    reply=$(on other timeout 10 bash -c "exec 3<>/dev/tcp/$BIG_OTHER_IP/6380; printf 'PROXY TCP4 $CLIENT_IP $BIG_OTHER_IP 1 6380\r\nPING\r\n' >&3; cat <&3" 2>&1)
+    echo "${reply:-(nothing)}"
+    case $reply in *PONG*) die "other-host's forged header was believed" ;; esac
+    grep -q "$OTHER_IP:[0-9]* is not allowed" "$far_log" || die "other-host was not judged by its own address: $(cat "$far_log")"
+    echo "# not believed: other-host is not a trusted peer, so its header is data and --allow judges $OTHER_IP"
+    rm -f "$far_log"
 }
 
 docker_demo() {

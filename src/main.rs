@@ -54,11 +54,12 @@ fn run() -> Result<u8, Error> {
     init_logging(&args);
     let config = load_config(&args)?;
     if args.check {
-        let lines: String = config
-            .rules
-            .iter()
-            .map(|r| format!("{r}\t{}\n", r.source))
-            .collect();
+        let rules = config.rules.iter().map(|r| format!("{r}\t{}\n", r.source));
+        let options = config
+            .forwarding_options()
+            .into_iter()
+            .map(|o| format!("{o}\toption\n"));
+        let lines: String = rules.chain(options).collect();
         return Ok(print(&lines));
     }
     if args.healthcheck {

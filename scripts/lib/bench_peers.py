@@ -44,6 +44,31 @@ def listening(port, timeout=10.0):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def pids(procs):
+    """The processes' PIDs and those of their children (socat forks one per connection)."""
+    out = []
+    for p in procs:
+        out.append(p.pid)
+        out.extend(children(p.pid))
+    return out
+
+
+def cpu_s(procs):
+    """CPU seconds the processes used so far: live ones, and children reaped."""
+    total = 0
+    tops = {p.pid for p in procs}
+    for pid in pids(procs):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        if pid in tops:
+            total += int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def ambassador(binary):
     def start(fwd, targets, udp_target, workdir):
         rules = [f"127.0.0.1:{fwd.port[t]}:127.0.0.1:{t}" for t in targets]
@@ -133,11 +158,7 @@ class Forwarder:
             listening(self.port[t])
 
     def pids(self):
-        out = []
-        for p in self.procs:
-            out.append(p.pid)
-            out.extend(children(p.pid))
-        return out
+        return pids(self.procs)
 
     def pss_kb(self):
         return sum(status_kb(pid, "Pss", "smaps_rollup") for pid in self.pids())
@@ -146,19 +167,7 @@ class Forwarder:
         return sum(status_kb(p.pid, "VmRSS") for p in self.procs)
 
     def cpu_s(self):
-        """CPU seconds used so far: live processes, and children reaped."""
-        total = 0
-        tops = {p.pid for p in self.procs}
-        for pid in self.pids():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-            if pid in tops:
-                total += int(fields[13]) + int(fields[14])
-        return total / os.sysconf("SC_CLK_TCK")
+        return cpu_s(self.procs)
 
     def threads(self):
         return sum(status_kb(pid, "Threads") for pid in self.pids())

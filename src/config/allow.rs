@@ -1,6 +1,7 @@
-//! --allow: the client address ranges a rule serves. Parsing a range and
-//! matching an address are pure; the accept loop asks `permits` once per
-//! client, before anything else happens for it.
+//! Address ranges: --allow (the clients a rule serves; none given, everyone)
+//! and --accept-proxy (the peers that must send a PROXY header; none given,
+//! no one). Parsing a range and matching an address are pure; a client is
+//! matched once, before anything else happens for it.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -12,19 +13,20 @@ pub struct Cidr {
     prefix: u8,
 }
 
-/// The ranges given with --allow; empty means everyone.
+/// The ranges given with one option, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList(Vec<Cidr>);
 
 impl AllowList {
-    /// Parses every `--allow` value, each a comma-separated list of ranges.
-    pub fn parse(values: &[String]) -> Result<AllowList, String> {
+    /// Parses every value of `option` (`--allow`), each a comma-separated
+    /// list of ranges; the error names the option and the value.
+    pub fn parse(option: &str, values: &[String]) -> Result<AllowList, String> {
         let mut ranges = Vec::new();
         for value in values {
             for part in value.split(',') {
                 let range = Cidr::parse(part).map_err(|reason| match value == part {
-                    true => format!("--allow {value:?}: {reason}"),
-                    false => format!("--allow {value:?}: range {part:?}: {reason}"),
+                    true => format!("{option} {value:?}: {reason}"),
+                    false => format!("{option} {value:?}: range {part:?}: {reason}"),
                 })?;
                 ranges.push(range);
             }
@@ -35,6 +37,11 @@ impl AllowList {
     /// True if the client may be served: no ranges given, or one matches.
     pub fn permits(&self, client: IpAddr) -> bool {
         self.0.is_empty() || self.0.iter().any(|range| range.contains(client))
+    }
+
+    /// True if one of the ranges holds `ip`; false for an empty list.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|range| range.contains(ip))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,7 +143,7 @@ mod tests {
 
     fn allow(values: &[&str]) -> AllowList {
         let values: Vec<String> = values.iter().map(|s| s.to_string()).collect();
-        AllowList::parse(&values).unwrap()
+        AllowList::parse("--allow", &values).unwrap()
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -211,19 +218,35 @@ mod tests {
             ("localhost", EXPECTED),
             ("10.0.0.0/８", EXPECTED),
         ] {
-            let err = AllowList::parse(&[text.to_string()]).unwrap_err();
+            let err = AllowList::parse("--allow", &[text.to_string()]).unwrap_err();
             assert_eq!(err, format!("--allow {text:?}: {reason}"));
         }
     }
 
     #[test]
     fn a_bad_entry_in_a_list_names_the_value_and_the_entry() {
-        let err = AllowList::parse(&["10.0.0.0/8,".to_string()]).unwrap_err();
+        let err = AllowList::parse("--allow", &["10.0.0.0/8,".to_string()]).unwrap_err();
         assert_eq!(
             err,
             "--allow \"10.0.0.0/8,\": range \"\": expected an address or a range \
              such as 10.0.0.0/8, 127.0.0.1 or fd00::/8"
         );
+    }
+
+    #[test]
+    fn an_empty_list_permits_everyone_and_contains_no_one() {
+        let list = allow(&[]);
+        assert!(list.permits(ip("10.0.0.1")));
+        assert!(!list.contains(ip("10.0.0.1")));
+        let list = allow(&["10.0.0.0/8"]);
+        assert!(list.contains(ip("10.0.0.1")) && list.permits(ip("10.0.0.1")));
+        assert!(!list.contains(ip("11.0.0.1")));
+    }
+
+    #[test]
+    fn errors_name_the_option_given() {
+        let err = AllowList::parse("--accept-proxy", &["x".to_string()]).unwrap_err();
+        assert!(err.starts_with("--accept-proxy \"x\": expected"), "{err}");
     }
 
     #[test]

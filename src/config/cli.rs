@@ -26,6 +26,9 @@ pub struct Args {
     pub allow: Vec<String>,
     pub drain: Option<String>,
     pub unix_mode: Option<String>,
+    pub send_proxy: Option<String>,
+    /// Every --accept-proxy value, in order.
+    pub accept_proxy: Vec<String>,
     /// RULE arguments in order.
     pub rules: Vec<String>,
 }
@@ -44,7 +47,8 @@ fn options() -> Options {
         .optflag(
             "",
             "check",
-            "print the rules that would run, with their sources, and exit",
+            "print the rules that would run, with their sources, and the options that change \
+             how they forward; exit",
         )
         .optopt(
             "",
@@ -89,6 +93,20 @@ fn options() -> Options {
             "permissions of the unix socket files ambassador creates, in octal (default: as the umask leaves them)",
             "MODE",
         )
+        .optopt(
+            "",
+            "send-proxy",
+            "begin every connection to a target with a PROXY protocol header carrying the client's \
+             address (v1 text, v2 binary)",
+            "v1|v2",
+        )
+        .optmulti(
+            "",
+            "accept-proxy",
+            "peers in these ranges must begin with a PROXY header (v1 or v2, within 5 s); its source \
+             then stands for the client (--allow, logs, counters, --send-proxy); repeatable",
+            "CIDR[,CIDR...]",
+        )
         .optflag(
             "",
             "healthcheck",
@@ -117,6 +135,8 @@ pub fn parse(args: &[OsString]) -> Result<Args, Error> {
         allow: m.opt_strs("allow"),
         drain: m.opt_str("drain"),
         unix_mode: m.opt_str("unix-mode"),
+        send_proxy: m.opt_str("send-proxy"),
+        accept_proxy: m.opt_strs("accept-proxy"),
         rules: m.free,
     };
     if parsed.quiet && parsed.verbose > 0 {
@@ -240,6 +260,8 @@ mod tests {
             "--allow",
             "--drain",
             "--unix-mode",
+            "--send-proxy",
+            "--accept-proxy",
             "--healthcheck",
         ] {
             assert!(text.contains(opt), "{opt}");

@@ -43,6 +43,36 @@ pub struct Config {
     pub drain: Duration,
     /// Permissions of the unix socket files made here; None: as the umask leaves them.
     pub unix_mode: Option<u32>,
+    /// Begin every connection to a target with a PROXY header of this version.
+    pub send_proxy: Option<SendProxy>,
+    /// Peers that must begin with a PROXY header; empty: no one.
+    pub accept_proxy: AllowList,
+}
+
+/// The PROXY protocol version --send-proxy writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendProxy {
+    V1,
+    V2,
+}
+
+impl Config {
+    /// The options that change what a rule does to a connection, as
+    /// arguments that give them again (for --check): `--send-proxy v2`, ...
+    pub fn forwarding_options(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(version) = self.send_proxy {
+            let v = if version == SendProxy::V1 { "v1" } else { "v2" };
+            out.push(format!("--send-proxy {v}"));
+        }
+        if !self.accept_proxy.is_empty() {
+            out.push(format!("--accept-proxy {}", self.accept_proxy));
+        }
+        if !self.allow.is_empty() {
+            out.push(format!("--allow {}", self.allow));
+        }
+        out
+    }
 }
 
 /// Validates the options and gathers the rules: the RULE arguments, or the
@@ -64,7 +94,19 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         Some(text) => parse_seconds("--udp-timeout", text)?,
         None => DEFAULT_UDP_TIMEOUT,
     };
-    let allow = AllowList::parse(&args.allow).map_err(Error::Usage)?;
+    let allow = AllowList::parse("--allow", &args.allow).map_err(Error::Usage)?;
+    let accept_proxy =
+        AllowList::parse("--accept-proxy", &args.accept_proxy).map_err(Error::Usage)?;
+    let send_proxy = match args.send_proxy.as_deref().map(str::trim) {
+        None => None,
+        Some("v1") => Some(SendProxy::V1),
+        Some("v2") => Some(SendProxy::V2),
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "--send-proxy {other:?}: expected v1 (text) or v2 (binary)"
+            )))
+        }
+    };
     let drain = match args.drain.as_deref().map(str::trim) {
         None | Some("0") => Duration::ZERO,
         Some(text) => parse_seconds("--drain", text)?,
@@ -95,6 +137,8 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         allow,
         drain,
         unix_mode,
+        send_proxy,
+        accept_proxy,
     })
 }
 
@@ -387,6 +431,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.rules.len(), 2);
+    }
+
+    #[test]
+    fn proxy_protocol_options() {
+        let c = build(&args(&["1:a:1"]), &[]).unwrap();
+        assert_eq!((c.send_proxy, c.accept_proxy.is_empty()), (None, true));
+        assert!(c.forwarding_options().is_empty());
+        let mut a = args(&["1:a:1"]);
+        a.send_proxy = Some("v2".into());
+        a.accept_proxy = vec!["10.0.0.2".into(), "fd00::/8".into()];
+        let c = build(&a, &[]).unwrap();
+        assert_eq!(c.send_proxy, Some(SendProxy::V2));
+        assert_eq!(
+            c.forwarding_options(),
+            ["--send-proxy v2", "--accept-proxy 10.0.0.2/32,fd00::/8"]
+        );
+        a.send_proxy = Some("v3".into());
+        let msg = build(&a, &[]).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("--send-proxy \"v3\": expected v1 (text) or v2 (binary)"),
+            "{msg}"
+        );
+        a.send_proxy = None;
+        a.accept_proxy = vec!["10.0.0.0/33".into()];
+        let msg = build(&a, &[]).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(
+                "--accept-proxy \"10.0.0.0/33\": the prefix length must be from 0 to 32"
+            ),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Stats {
     no_target: AtomicU64,
     /// UDP datagrams dropped because they would open a session over --max-conns.
     over_cap: AtomicU64,
+    /// Trusted peers reset for a missing, slow or malformed PROXY header.
+    bad_header: AtomicU64,
     /// Bytes delivered, by `Direction`: each on a cache line of its own, as
     /// the two directions are counted by two threads at once.
     bytes: [Line; 2],
@@ -54,17 +56,25 @@ impl Stats {
         self.over_cap.fetch_add(1, Relaxed);
     }
 
+    pub fn bad_header(&self) {
+        self.bad_header.fetch_add(1, Relaxed);
+    }
+
     pub fn delivered(&self, dir: Direction, n: usize) {
         self.bytes[dir as usize].0.fetch_add(n as u64, Relaxed);
     }
 
     /// The counters as one log line's tail; a UDP rule's also tells the
-    /// datagrams dropped over --max-conns.
-    pub fn summary(&self, udp: bool) -> String {
-        let over_cap = match udp {
+    /// datagrams dropped over --max-conns, and a rule whose clients may send
+    /// PROXY headers the bad ones.
+    pub fn summary(&self, udp: bool, headers: bool) -> String {
+        let mut over_cap = match udp {
             true => format!(", over cap {}", self.over_cap.load(Relaxed)),
             false => String::new(),
         };
+        if headers {
+            over_cap += &format!(", bad header {}", self.bad_header.load(Relaxed));
+        }
         format!(
             "open {}, served {}, denied {}, no target {}, bytes up {}, bytes down {}{over_cap}",
             self.open.load(Relaxed),
@@ -94,13 +104,18 @@ mod tests {
         stats.delivered(Direction::Down, 7);
         stats.delivered(Direction::Up, 5);
         stats.over_cap();
+        stats.bad_header();
         assert_eq!(
-            stats.summary(false),
+            stats.summary(false, false),
             "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7"
         );
         assert_eq!(
-            stats.summary(true),
+            stats.summary(true, false),
             "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7, over cap 1"
+        );
+        assert_eq!(
+            stats.summary(false, true),
+            "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7, bad header 1"
         );
     }
 }

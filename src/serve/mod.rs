@@ -33,6 +33,8 @@ pub struct Running {
     udp: Vec<Arc<UdpRule>>,
     limit: Arc<Limit>,
     stop: Stop,
+    /// Whether trusted peers send PROXY headers (their bad ones are counted).
+    accept_proxy: bool,
     /// Unix socket files made here, removed when `Running` drops (at exit,
     /// after the drain).
     _socket_files: Vec<SocketFile>,
@@ -43,7 +45,8 @@ impl Running {
     pub fn log_counters(&self) {
         for (rule, stats) in &self.counters {
             let udp = matches!(rule.listen, Listen::Udp(_));
-            log::info!("rule {rule}: {}", stats.summary(udp));
+            let headers = self.accept_proxy && !udp;
+            log::info!("rule {rule}: {}", stats.summary(udp, headers));
         }
     }
 
@@ -102,12 +105,29 @@ pub fn start(config: &Config) -> Result<Running, Error> {
         log::info!("serving only clients in {}", config.allow);
     }
     let allow = Arc::new(config.allow.clone());
+    let accept_proxy = Arc::new(config.accept_proxy.clone());
+    if !config.accept_proxy.is_empty() {
+        log::info!(
+            "clients from {} must begin with a PROXY header",
+            config.accept_proxy
+        );
+    }
+    let udp_rules = config
+        .rules
+        .iter()
+        .filter(|r| matches!(r.listen, Listen::Udp(_)));
+    if config.send_proxy.is_some() && udp_rules.count() > 0 {
+        log::info!(
+            "--send-proxy: UDP rules do not use the PROXY protocol; their datagrams go as they are"
+        );
+    }
     let mut running = Running {
         counters: Vec::new(),
         listeners: Vec::new(),
         udp: Vec::new(),
         limit: Limit::new(config.max_conns),
         stop: Stop::default(),
+        accept_proxy: !config.accept_proxy.is_empty(),
         _socket_files: files,
     };
     for (rule, socket) in bound {
@@ -133,6 +153,8 @@ pub fn start(config: &Config) -> Result<Running, Error> {
                         idle: config.idle_timeout,
                     },
                     allow: Arc::clone(&allow),
+                    accept_proxy: Arc::clone(&accept_proxy),
+                    send_proxy: config.send_proxy,
                     limit: Arc::clone(&running.limit),
                 };
                 Acceptor::start(fwd, Arc::clone(&listener), running.stop.clone())

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::endpoint::{Peer, Stream};
+use super::endpoint::{Client, Peer, Stream};
 use crate::config::seconds::Secs;
 use crate::flow::activity::Activity;
 use crate::flow::limit::Permit;
@@ -62,7 +62,7 @@ struct Ending {
 /// each with who is at its other end.
 pub struct Ends {
     pub client: Stream,
-    pub peer: Peer,
+    pub peer: Client,
     pub target: Stream,
     pub reached: Peer,
 }
@@ -70,7 +70,7 @@ pub struct Ends {
 /// An open, relayed connection.
 pub struct Conn {
     streams: [Stream; 2],
-    peer: Peer,
+    peer: Client,
     reached: Peer,
     activity: Activity,
     /// --idle-timeout; without it, bytes moved are not timed.
@@ -102,7 +102,7 @@ impl Conn {
     }
 
     /// Who the client is.
-    pub fn peer(&self) -> &Peer {
+    pub fn peer(&self) -> &Client {
         &self.peer
     }
 

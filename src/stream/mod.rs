@@ -1,14 +1,17 @@
 //! Stream rules, TCP and unix: the endpoint types (endpoint.rs), listening
 //! on a unix path (unix.rs), the threads that accept on a rule's listener
 //! (accept.rs), a client's pipeline from admission to relay (relay.rs),
-//! reaching the targets (connect.rs), and the two copiers (copier.rs) with
-//! the state they share (conn.rs).
+//! reaching the targets (connect.rs), the PROXY protocol (proxy.rs: the
+//! bytes; header.rs: on the wire), and the two copiers (copier.rs) with the
+//! state they share (conn.rs).
 
 pub mod accept;
 mod conn;
 pub mod connect;
 mod copier;
 pub mod endpoint;
+mod header;
+pub mod proxy;
 mod relay;
 pub mod unix;
 
@@ -17,6 +20,7 @@ use std::time::Duration;
 
 use crate::config::allow::AllowList;
 use crate::config::rule::Rule;
+use crate::config::SendProxy;
 use crate::flow::limit::Limit;
 use crate::flow::stats::Stats;
 
@@ -35,5 +39,9 @@ pub struct Forwarding {
     pub stats: Arc<Stats>,
     pub timeouts: Timeouts,
     pub allow: Arc<AllowList>,
+    /// Peers that must begin with a PROXY header (--accept-proxy).
+    pub accept_proxy: Arc<AllowList>,
+    /// --send-proxy
+    pub send_proxy: Option<SendProxy>,
     pub limit: Arc<Limit>,
 }

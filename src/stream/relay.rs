@@ -1,18 +1,18 @@
 //! One client's life, on the thread that accepted it, as a pipeline of
-//! short steps: accept (accept.rs) -> admit (--allow, then a slot under
-//! --max-conns) -> connect to the first target that answers (connect.rs)
-//! -> relay: the target-to-client copier on a pooled thread, the
-//! client-to-target one here (copier.rs). A PROXY header, read from a
-//! trusted client or written to the target, has its place between these
-//! steps; bytes read past such a header start the copier as a prefix.
+//! short steps: accept (accept.rs) -> read a PROXY header, from a trusted
+//! peer only (header.rs) -> admit (--allow, then a slot under --max-conns)
+//! -> connect to the first target that answers (connect.rs) -> write a
+//! PROXY header, under --send-proxy -> relay: the target-to-client copier
+//! on a pooled thread, the client-to-target one here (copier.rs), starting
+//! with the bytes that came after the client's header.
 
 use std::sync::Arc;
 
 use super::conn::{Conn, Ends};
 use super::connect::connect;
 use super::copier::copy;
-use super::endpoint::{Peer, Stream};
-use super::Forwarding;
+use super::endpoint::{Client, Peer, Stream};
+use super::{header, Forwarding};
 use crate::flow::activity::tick;
 use crate::flow::limit::Permit;
 use crate::flow::pool::Pool;
@@ -20,36 +20,70 @@ use crate::flow::Direction;
 
 /// Serves an accepted client on this thread; returns once its client-to-
 /// target direction is done (the other may still run on its own thread).
-pub fn serve(client: Stream, peer: Peer, fwd: &Forwarding) {
-    let Some(permit) = admit(&client, &peer, fwd) else {
+pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
+    let Some((client, prefix)) = identify(&stream, peer, fwd) else {
+        return;
+    };
+    let Some(permit) = admit(&stream, &client, fwd) else {
         return;
     };
     let rule = &fwd.rule;
     let Some((target, reached)) = connect(rule, fwd.timeouts.connect) else {
         fwd.stats.no_target();
-        log::warn!("rule {rule}: no target answered; closing client {peer}");
+        log::warn!("rule {rule}: no target answered; closing client {client}");
         // A reset, not a FIN: the client must not mistake this for an empty reply.
-        client.reset_on_drop();
+        stream.reset_on_drop();
         return;
     };
-    log::debug!("{peer} -> {reached}: open (rule {rule})");
+    if let Some(version) = fwd.send_proxy {
+        if let Err(e) = header::send(&target, version, &client, stream.local_addr()) {
+            log::warn!("rule {rule}: cannot send the PROXY header to {reached}: {e}; closing client {client}");
+            stream.reset_on_drop();
+            target.reset_on_drop();
+            return;
+        }
+    }
+    log::debug!("{client} -> {reached}: open (rule {rule})");
     let ends = Ends {
-        client,
-        peer,
+        client: stream,
+        peer: client,
         target,
         reached,
     };
-    relay(ends, fwd, permit, &[]);
+    relay(ends, fwd, permit, &prefix);
+}
+
+/// Who the client is: a peer in the --accept-proxy ranges must begin with
+/// a PROXY header, within its deadline; anyone else is taken as it is and
+/// nothing of theirs is read here. A bad header resets the client and is
+/// counted; with the header come the bytes that followed it.
+fn identify(stream: &Stream, peer: Peer, fwd: &Forwarding) -> Option<(Client, Vec<u8>)> {
+    let trusted = peer.ip().is_some_and(|ip| fwd.accept_proxy.contains(ip));
+    if !trusted {
+        return Some((Client::direct(peer), Vec::new()));
+    }
+    match header::read(stream, header::HEADER_DEADLINE) {
+        Ok((found, rest)) => {
+            let proxied = found.addresses;
+            Some((Client { peer, proxied }, rest))
+        }
+        Err(e) => {
+            fwd.stats.bad_header();
+            log::warn!("rule {}: {peer}: {e}; reset", fwd.rule);
+            stream.reset_on_drop();
+            None
+        }
+    }
 }
 
 /// --allow, then a slot under --max-conns (waiting for one at the cap). A
 /// client outside every range is reset at once and counted; no target
 /// connection is made for it.
-fn admit(client: &Stream, peer: &Peer, fwd: &Forwarding) -> Option<Permit> {
-    if peer.ip().is_some_and(|ip| !fwd.allow.permits(ip)) {
+fn admit(stream: &Stream, client: &Client, fwd: &Forwarding) -> Option<Permit> {
+    if client.ip().is_some_and(|ip| !fwd.allow.permits(ip)) {
         fwd.stats.denied();
-        log::debug!("rule {}: {peer} is not allowed; reset", fwd.rule);
-        client.reset_on_drop();
+        log::debug!("rule {}: {client} is not allowed; reset", fwd.rule);
+        stream.reset_on_drop();
         return None;
     }
     Some(fwd.limit.acquire())

@@ -1,6 +1,7 @@
 //! Real peers for the tests, each a guard that kills its process (by the
-//! child's own handle) when dropped: redis-server with redis-cli, and
-//! dnsmasq with dig. Each waits until its server answers before it returns.
+//! child's own handle) when dropped: redis-server with redis-cli, dnsmasq
+//! with dig, HAProxy in TCP mode and nginx stream (both speaking the PROXY
+//! protocol). Each waits until its server answers before it returns.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -22,7 +23,7 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(file) = &self.file {
-            let _ = std::fs::remove_file(file);
+            let _ = std::fs::remove_file(file).or_else(|_| std::fs::remove_dir_all(file));
         }
     }
 }
@@ -154,4 +155,81 @@ pub fn dig(port: u16, name: &str) -> String {
         .expect("run dig");
     let out = output_within(child, Duration::from_secs(30), "dig");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// HAProxy in TCP mode on 127.0.0.1, forwarding to `to` with `server_options`
+/// (`send-proxy`, `send-proxy-v2` or nothing); its port once it listens.
+pub fn haproxy(to: std::net::SocketAddr, server_options: &str) -> (Peer, u16) {
+    let bin = require("haproxy", "haproxy");
+    let port = free_port();
+    let config = temp_path("haproxy.cfg");
+    let text = format!(
+        "global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
+         timeout client 30s\n  timeout server 30s\nlisten front\n  bind 127.0.0.1:{port}\n  \
+         server back {to} {server_options}\n"
+    );
+    std::fs::write(&config, text).expect("haproxy config");
+    let child = Command::new(bin)
+        .args(["-db", "-f"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    let peer = Peer {
+        child,
+        file: Some(config),
+    };
+    let listens = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        wait_until(Duration::from_secs(10), listens),
+        "haproxy did not start"
+    );
+    (peer, port)
+}
+
+/// nginx stream on 127.0.0.1 that expects a PROXY header on each
+/// connection and answers with the client address it carried,
+/// `$proxy_protocol_addr:$proxy_protocol_port`; its port once it listens.
+/// One process (no master), so that killing the guard's child ends it all.
+pub fn nginx_proxy_reporter() -> (Peer, u16) {
+    let bin = require("nginx", "nginx-light");
+    let module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    assert!(
+        std::path::Path::new(module).exists(),
+        "{module} not found: apt-get install libnginx-mod-stream (bash .ci/run installs it)"
+    );
+    let port = free_port();
+    let dir = temp_path("nginx");
+    std::fs::create_dir_all(&dir).expect("nginx folder");
+    let d = dir.display();
+    let text = format!(
+        "load_module {module};\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\nstream {{\n  server {{\n    \
+         listen 127.0.0.1:{port} proxy_protocol;\n    \
+         return \"$proxy_protocol_addr:$proxy_protocol_port\";\n  }}\n}}\n"
+    );
+    let config = dir.join("nginx.conf");
+    std::fs::write(&config, text).expect("nginx config");
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let peer = Peer {
+        child,
+        file: Some(dir),
+    };
+    let listens = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        wait_until(Duration::from_secs(10), listens),
+        "nginx did not start"
+    );
+    (peer, port)
 }
