@@ -27,6 +27,7 @@ cleanup() {
     ids=$(docker ps -aq --filter "name=^$P-")
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
     [ ${#compose[@]} -gt 0 ] && "${compose[@]}" -f examples/docker-compose.yml -p "$P" down -v >/dev/null 2>&1
+    [ ${#compose[@]} -gt 0 ] && "${compose[@]}" -f examples/docker-compose-proxy.yml -p "${P}px" down -v >/dev/null 2>&1
     docker network rm "$P-net" >/dev/null 2>&1
     # The connections this script held open, by PID.
     for pid in "${holders[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
@@ -225,8 +226,28 @@ if [ ${#compose[@]} -gt 0 ]; then
         compose_ping() { docker run --rm --network "${P}_default" "$REDIS" redis-cli -h redis-ambassador ping; }
         until_matches '^PONG$' compose_ping
         check "${compose[*]} example: PING through the ambassador service" test "$got" = PONG
+        compose_metrics() { docker run --rm --network "${P}_default" busybox wget -qO- http://redis-ambassador:9100/metrics; }
+        until_matches 'ambassador_connections_total\{rule="0\.0\.0\.0:6379:redis:6379",outcome="served"\} [1-9]' compose_metrics
+        check "${compose[*]} example: /metrics on the compose network counts the PINGs" test $? = 0
     else
         bad "${compose[*]} up"
+    fi
+    # The PROXY protocol example: far believes headers from near only.
+    if "${compose[@]}" -f examples/docker-compose-proxy.yml -p "${P}px" up -d >/dev/null 2>&1; then
+        chain_ping() { docker run --rm --network "${P}px_chain" --ip 10.5.0.30 "$REDIS" redis-cli -h near ping; }
+        until_matches '^PONG$' chain_ping
+        check "${compose[*]} PROXY example: PING through near and far" test "$got" = PONG
+        far=$("${compose[@]}" -f examples/docker-compose-proxy.yml -p "${P}px" ps -q far)
+        check "${compose[*]} PROXY example: far logs the client behind near" \
+            grep -Eq '10\.5\.0\.30:[0-9]+ via 10\.5\.0\.10:[0-9]+ -> ' <<<"$(docker logs "$far" 2>&1)"
+        # A client that is not near sends a header claiming to be 10.5.0.99: it is data, not believed.
+        printf 'PROXY TCP4 10.5.0.99 10.5.0.20 1 6379\r\nPING\r\n' |
+            docker run --rm -i --network "${P}px_chain" --ip 10.5.0.31 "$REDIS" redis-cli -h far >/dev/null 2>&1
+        far_log=$(docker logs "$far" 2>&1)
+        check "${compose[*]} PROXY example: a header from anyone but near is data, not believed" \
+            test -n "$(grep -E '10\.5\.0\.31:[0-9]+ -> ' <<<"$far_log")" -a -z "$(grep '10\.5\.0\.99' <<<"$far_log")"
+    else
+        bad "${compose[*]} up (PROXY example)"
     fi
 else
     bad "neither docker-compose nor docker compose is installed (apt-get install docker-compose)"

@@ -75,7 +75,7 @@ fn probe(rule: &Rule, config: &Config) -> (bool, String) {
             Listen::Tcp(_) | Listen::Unix(_) => connect_target(target, config.connect_timeout)
                 .map(|(_, reached)| format!("answers at {reached}")),
         },
-        |target, e| failures.push(format!("{target}: {e}")),
+        |_, target, e| failures.push(format!("{target}: {e}")),
     );
     match found {
         Some((index, how)) => (

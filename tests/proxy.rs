@@ -322,7 +322,9 @@ fn ten_thousand_random_headers_break_nothing() {
         match r[1] % 4 {
             0 => bytes[spot] ^= r[2] | 1,
             1 => bytes.truncate(spot),
-            2 => bytes.splice(spot..spot, r[3..].iter().copied()).for_each(drop),
+            2 => bytes
+                .splice(spot..spot, r[3..].iter().copied())
+                .for_each(drop),
             _ => bytes = r.to_vec(),
         }
         let Ok(mut c) = connect_from("127.0.0.1", at(port)) else {

@@ -29,6 +29,7 @@ pub struct Args {
     pub send_proxy: Option<String>,
     /// Every --accept-proxy value, in order.
     pub accept_proxy: Vec<String>,
+    pub metrics: Option<String>,
     /// RULE arguments in order.
     pub rules: Vec<String>,
 }
@@ -107,6 +108,12 @@ fn options() -> Options {
              then stands for the client (--allow, logs, counters, --send-proxy); repeatable",
             "CIDR[,CIDR...]",
         )
+        .optopt(
+            "",
+            "metrics",
+            "serve Prometheus metrics over HTTP at /metrics on this address (keep it off public networks)",
+            "[HOST:]PORT",
+        )
         .optflag(
             "",
             "healthcheck",
@@ -137,6 +144,7 @@ pub fn parse(args: &[OsString]) -> Result<Args, Error> {
         unix_mode: m.opt_str("unix-mode"),
         send_proxy: m.opt_str("send-proxy"),
         accept_proxy: m.opt_strs("accept-proxy"),
+        metrics: m.opt_str("metrics"),
         rules: m.free,
     };
     if parsed.quiet && parsed.verbose > 0 {
@@ -262,6 +270,7 @@ mod tests {
             "--unix-mode",
             "--send-proxy",
             "--accept-proxy",
+            "--metrics",
             "--healthcheck",
         ] {
             assert!(text.contains(opt), "{opt}");

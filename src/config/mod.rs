@@ -12,8 +12,10 @@ pub mod env;
 pub mod rule;
 pub mod seconds;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use self::address::{parse_listen_host, parse_port, split_fields};
 use self::allow::AllowList;
 use self::cli::Args;
 use self::env::rules_from_env;
@@ -47,6 +49,8 @@ pub struct Config {
     pub send_proxy: Option<SendProxy>,
     /// Peers that must begin with a PROXY header; empty: no one.
     pub accept_proxy: AllowList,
+    /// Where to serve /metrics; None: nowhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The PROXY protocol version --send-proxy writes.
@@ -57,8 +61,9 @@ pub enum SendProxy {
 }
 
 impl Config {
-    /// The options that change what a rule does to a connection, as
-    /// arguments that give them again (for --check): `--send-proxy v2`, ...
+    /// The options that change what a rule does to a connection, and the
+    /// metrics address, as arguments that give them again (for --check):
+    /// `--send-proxy v2`, ...
     pub fn forwarding_options(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(version) = self.send_proxy {
@@ -70,6 +75,9 @@ impl Config {
         }
         if !self.allow.is_empty() {
             out.push(format!("--allow {}", self.allow));
+        }
+        if let Some(addr) = self.metrics {
+            out.push(format!("--metrics {addr}"));
         }
         out
     }
@@ -112,6 +120,7 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         Some(text) => parse_seconds("--drain", text)?,
     };
     let unix_mode = args.unix_mode.as_deref().map(parse_mode).transpose()?;
+    let metrics = args.metrics.as_deref().map(parse_metrics).transpose()?;
     let mut rules = Vec::new();
     for (i, text) in args.rules.iter().enumerate() {
         let rule = Rule::parse(text, Source::Argument(i + 1)).map_err(|reason| Error::BadRule {
@@ -139,6 +148,7 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         unix_mode,
         send_proxy,
         accept_proxy,
+        metrics,
     })
 }
 
@@ -175,6 +185,26 @@ fn parse_seconds(option: &str, text: &str) -> Result<Duration, Error> {
                 "{option} {text:?}: expected seconds from 0.001 to 31536000, e.g. 10 or 0.5"
             ))
         })
+}
+
+/// `[HOST:]PORT` as a rule's listen side reads it: 0.0.0.0 without a host.
+fn parse_metrics(text: &str) -> Result<SocketAddr, Error> {
+    let parsed = split_fields(text.trim()).and_then(|fields| match fields.as_slice() {
+        [port] => Ok(SocketAddr::new(
+            Ipv4Addr::UNSPECIFIED.into(),
+            parse_port(port, "port")?,
+        )),
+        [host, port] => Ok(SocketAddr::new(
+            parse_listen_host(host)?,
+            parse_port(port, "port")?,
+        )),
+        _ => Err("too many ':' (write IPv6 addresses in brackets)".to_string()),
+    });
+    parsed.map_err(|reason| {
+        Error::Usage(format!(
+            "--metrics {text:?}: expected [HOST:]PORT, e.g. 9100 or 127.0.0.1:9100 ({reason})"
+        ))
+    })
 }
 
 /// Octal permission bits for a socket file: 1 to 4 digits from 0 to 7,
@@ -462,6 +492,32 @@ mod tests {
             ),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn metrics_listen_like_a_rule() {
+        let at = |text: &str| {
+            let mut a = args(&["1:a:1"]);
+            a.metrics = Some(text.into());
+            build(&a, &[]).map(|c| c.metrics.unwrap().to_string())
+        };
+        assert_eq!(at("9100").unwrap(), "0.0.0.0:9100");
+        assert_eq!(at("127.0.0.1:9100").unwrap(), "127.0.0.1:9100");
+        assert_eq!(at("[::1]:9100").unwrap(), "[::1]:9100");
+        for bad in [
+            "",
+            "0",
+            "localhost:9100",
+            "::1:9100",
+            "9100:9101:1",
+            "[::1]",
+        ] {
+            let msg = at(bad).unwrap_err().to_string();
+            assert!(
+                msg.starts_with(&format!("--metrics {bad:?}: expected [HOST:]PORT")),
+                "{bad}: {msg}"
+            );
+        }
     }
 
     #[test]

@@ -11,17 +11,18 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use crate::config::rule::Target;
 
 /// Tries `targets` from index `first` on with `attempt`: the first success
-/// and its index, or None. `failed` is told of each target that failed.
+/// and its index, or None. `failed` is told of each target that failed,
+/// with its index.
 pub fn first_answer<T>(
     targets: &[Target],
     first: usize,
     mut attempt: impl FnMut(&Target) -> io::Result<T>,
-    mut failed: impl FnMut(&Target, io::Error),
+    mut failed: impl FnMut(usize, &Target, io::Error),
 ) -> Option<(usize, T)> {
     for (index, target) in targets.iter().enumerate().skip(first) {
         match attempt(target) {
             Ok(found) => return Some((index, found)),
-            Err(e) => failed(target, e),
+            Err(e) => failed(index, target, e),
         }
     }
     None
@@ -78,10 +79,10 @@ mod tests {
                 3 | 4 => Ok(port(t) * 10),
                 _ => Err(io::ErrorKind::ConnectionRefused.into()),
             },
-            |t, _| failed.push(port(t)),
+            |index, t, _| failed.push((index, port(t))),
         );
         assert_eq!(found, Some((2, 30)));
-        assert_eq!(failed, [1, 2]);
+        assert_eq!(failed, [(0, 1), (1, 2)]);
     }
 
     #[test]
@@ -95,7 +96,7 @@ mod tests {
                 tried.push(port(t));
                 Err(io::ErrorKind::ConnectionRefused.into())
             },
-            |_, _| {},
+            |_, _, _| {},
         );
         assert_eq!(found, None);
         assert_eq!(tried, [2]);

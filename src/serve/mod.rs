@@ -5,6 +5,9 @@
 //! the means to stop listening for a drain (drain.rs).
 
 mod drain;
+mod exposition;
+mod metrics;
+mod process;
 
 pub use drain::until_signalled;
 
@@ -12,6 +15,7 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::thread;
 
+use crate::config::allow::AllowList;
 use crate::config::rule::{Listen, Rule};
 use crate::config::Config;
 use crate::error::Error;
@@ -27,8 +31,9 @@ use crate::udp::{self, UdpRule};
 
 /// The served rules, while they run.
 pub struct Running {
-    /// Every rule's counters, in the configuration's order.
-    counters: Vec<(Rule, Arc<Stats>)>,
+    /// Every rule's counters, in the configuration's order (shared with
+    /// the metrics thread).
+    counters: metrics::Counters,
     listeners: Vec<Arc<Listener>>,
     udp: Vec<Arc<UdpRule>>,
     limit: Arc<Limit>,
@@ -43,7 +48,7 @@ pub struct Running {
 impl Running {
     /// Logs one line of counters per rule.
     pub fn log_counters(&self) {
-        for (rule, stats) in &self.counters {
+        for (rule, stats) in self.counters.iter() {
             let udp = matches!(rule.listen, Listen::Udp(_));
             let headers = self.accept_proxy && !udp;
             log::info!("rule {rule}: {}", stats.summary(udp, headers));
@@ -92,37 +97,26 @@ fn bind(rule: &Rule, config: &Config, files: &mut Vec<SocketFile>) -> Result<Bou
     }
 }
 
-/// Binds all listen addresses, then starts their threads. Returns once
-/// every rule is being served; the threads run until listening stops.
+/// Binds all listen addresses, then starts their threads and, with
+/// --metrics, the metrics thread. Returns once every rule is being served;
+/// the threads run until listening stops.
 pub fn start(config: &Config) -> Result<Running, Error> {
     let mut bound = Vec::with_capacity(config.rules.len());
     // Removed again if a later rule cannot be bound.
     let mut files = Vec::new();
     for rule in &config.rules {
-        bound.push((rule.clone(), bind(rule, config, &mut files)?));
+        bound.push(bind(rule, config, &mut files)?);
     }
-    if !config.allow.is_empty() {
-        log::info!("serving only clients in {}", config.allow);
-    }
-    let allow = Arc::new(config.allow.clone());
-    let accept_proxy = Arc::new(config.accept_proxy.clone());
-    if !config.accept_proxy.is_empty() {
-        log::info!(
-            "clients from {} must begin with a PROXY header",
-            config.accept_proxy
-        );
-    }
-    let udp_rules = config
-        .rules
-        .iter()
-        .filter(|r| matches!(r.listen, Listen::Udp(_)));
-    if config.send_proxy.is_some() && udp_rules.count() > 0 {
-        log::info!(
-            "--send-proxy: UDP rules do not use the PROXY protocol; their datagrams go as they are"
-        );
-    }
+    log_options(config);
+    let counters: metrics::Counters = Arc::new(
+        config
+            .rules
+            .iter()
+            .map(|r| (r.clone(), Arc::new(Stats::new(r.targets.len()))))
+            .collect(),
+    );
     let mut running = Running {
-        counters: Vec::new(),
+        counters: Arc::clone(&counters),
         listeners: Vec::new(),
         udp: Vec::new(),
         limit: Limit::new(config.max_conns),
@@ -130,18 +124,43 @@ pub fn start(config: &Config) -> Result<Running, Error> {
         accept_proxy: !config.accept_proxy.is_empty(),
         _socket_files: files,
     };
-    for (rule, socket) in bound {
-        // Logged once the rule's threads run: tests and users may read
-        // "listening on" as "served".
-        let listening = format!(
+    let shared = Shared {
+        allow: Arc::new(config.allow.clone()),
+        accept_proxy: Arc::new(config.accept_proxy.clone()),
+    };
+    for ((rule, stats), socket) in counters.iter().zip(bound) {
+        running.serve(rule.clone(), Arc::clone(stats), socket, config, &shared)?;
+        log::info!(
             "listening on {}{}, forwarding to {} ({})",
             rule.listen,
             rule.listen.proto().suffix(),
-            targets(&rule),
+            targets(rule),
             rule.source
         );
-        let stats = Arc::new(Stats::default());
-        running.counters.push((rule.clone(), Arc::clone(&stats)));
+    }
+    if let Some(addr) = config.metrics {
+        metrics::start(addr, counters)?;
+    }
+    Ok(running)
+}
+
+/// What every rule's clients are checked against.
+struct Shared {
+    allow: Arc<AllowList>,
+    accept_proxy: Arc<AllowList>,
+}
+
+impl Running {
+    /// Starts a rule's threads on its bound socket. "listening on" is logged
+    /// after this: tests and users may read it as "served".
+    fn serve(
+        &mut self,
+        rule: Rule,
+        stats: Arc<Stats>,
+        socket: Bound,
+        config: &Config,
+        shared: &Shared,
+    ) -> Result<(), Error> {
         match socket {
             Bound::Stream(listener) => {
                 let listener = Arc::new(listener);
@@ -152,35 +171,49 @@ pub fn start(config: &Config) -> Result<Running, Error> {
                         connect: config.connect_timeout,
                         idle: config.idle_timeout,
                     },
-                    allow: Arc::clone(&allow),
-                    accept_proxy: Arc::clone(&accept_proxy),
+                    allow: Arc::clone(&shared.allow),
+                    accept_proxy: Arc::clone(&shared.accept_proxy),
                     send_proxy: config.send_proxy,
-                    limit: Arc::clone(&running.limit),
+                    limit: Arc::clone(&self.limit),
                 };
-                Acceptor::start(fwd, Arc::clone(&listener), running.stop.clone())
+                Acceptor::start(fwd, Arc::clone(&listener), self.stop.clone())
                     .map_err(Error::Thread)?;
-                running.listeners.push(listener);
+                self.listeners.push(listener);
             }
             Bound::Udp(socket) => {
-                let udp = Arc::new(UdpRule::new(
-                    rule,
-                    stats,
-                    socket,
-                    config.udp_timeout,
-                    Arc::clone(&allow),
-                    Arc::clone(&running.limit),
-                ));
-                let (receiving, stop) = (Arc::clone(&udp), running.stop.clone());
+                let (allow, limit) = (Arc::clone(&shared.allow), Arc::clone(&self.limit));
+                let udp = UdpRule::new(rule, stats, socket, config.udp_timeout, allow, limit);
+                let (udp, stop) = (Arc::new(udp), self.stop.clone());
+                let receiving = Arc::clone(&udp);
                 thread::Builder::new()
                     .stack_size(STACK_SIZE)
                     .spawn(move || receiving.run(stop))
                     .map_err(Error::Thread)?;
-                running.udp.push(udp);
+                self.udp.push(udp);
             }
         }
-        log::info!("{listening}");
+        Ok(())
     }
-    Ok(running)
+}
+
+/// Says at start what the options will do to every client.
+fn log_options(config: &Config) {
+    if !config.allow.is_empty() {
+        log::info!("serving only clients in {}", config.allow);
+    }
+    if !config.accept_proxy.is_empty() {
+        let ranges = &config.accept_proxy;
+        log::info!("clients from {ranges} must begin with a PROXY header");
+    }
+    let udp = config
+        .rules
+        .iter()
+        .any(|r| matches!(r.listen, Listen::Udp(_)));
+    if config.send_proxy.is_some() && udp {
+        log::info!(
+            "--send-proxy: UDP rules do not use the PROXY protocol; their datagrams go as they are"
+        );
+    }
 }
 
 fn targets(rule: &Rule) -> String {

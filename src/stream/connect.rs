@@ -10,19 +10,26 @@ use std::time::Duration;
 
 use super::endpoint::{Peer, Stream};
 use crate::config::rule::{Rule, Target};
+use crate::flow::stats::Stats;
 use crate::flow::targets::{first_answer, resolve};
 use crate::sys;
 
-/// Tries every target of the rule in order, warning for each that fails;
-/// the first stream made and whom it reached, or None.
-pub fn connect(rule: &Rule, timeout: Duration) -> Option<(Stream, Peer)> {
+/// Tries every target of the rule in order, warning for each that fails
+/// and counting each try in `stats`; the first stream made and whom it
+/// reached, or None.
+pub fn connect(rule: &Rule, timeout: Duration, stats: &Stats) -> Option<(Stream, Peer)> {
     let found = first_answer(
         &rule.targets,
         0,
         |target| connect_target(target, timeout),
-        |target, e| log::warn!("rule {rule}: target {target} failed: {e}"),
+        |index, target, e| {
+            stats.target_tried(index, false);
+            log::warn!("rule {rule}: target {target} failed: {e}");
+        },
     );
-    found.map(|(_, reached)| reached)
+    let (index, reached) = found?;
+    stats.target_tried(index, true);
+    Some(reached)
 }
 
 /// Resolves the target now and tries each of its addresses in turn, each

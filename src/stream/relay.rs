@@ -28,7 +28,7 @@ pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
         return;
     };
     let rule = &fwd.rule;
-    let Some((target, reached)) = connect(rule, fwd.timeouts.connect) else {
+    let Some((target, reached)) = connect(rule, fwd.timeouts.connect, &fwd.stats) else {
         fwd.stats.no_target();
         log::warn!("rule {rule}: no target answered; closing client {client}");
         // A reset, not a FIN: the client must not mistake this for an empty reply.

@@ -121,6 +121,7 @@ impl Session {
     fn fail_over(&self, rule: &UdpRule) -> bool {
         let mut target = self.lock_target();
         let refused = &rule.rule.targets[target.0];
+        rule.stats.target_tried(target.0, false);
         log::warn!(
             "rule {}: target {refused} refused (port unreachable at {}); trying the next target",
             rule.rule,
@@ -205,16 +206,24 @@ impl Session {
 }
 
 /// Walks the rule's targets from `first` on: the first whose first address
-/// `connect` accepts, with its index; a warning for each that fails.
+/// `connect` accepts, with its index; a warning for each that fails; each
+/// try counted.
 fn first_target<T>(
     rule: &UdpRule,
     first: usize,
     mut connect: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> Option<(usize, T)> {
-    first_answer(
+    let found = first_answer(
         &rule.rule.targets,
         first,
         |target| resolve_first(target).and_then(&mut connect),
-        |target, e| log::warn!("rule {}: target {target} failed: {e}", rule.rule),
-    )
+        |index, target, e| {
+            rule.stats.target_tried(index, false);
+            log::warn!("rule {}: target {target} failed: {e}", rule.rule);
+        },
+    );
+    if let Some((index, _)) = &found {
+        rule.stats.target_tried(*index, true);
+    }
+    found
 }
