@@ -57,6 +57,7 @@ say "benchmark smoke test (scripts/bench --quick)"
 scripts/bench --quick --json bench-out/quick.json
 scripts/bench-unix --quick --json bench-out/quick-unix.json
 scripts/bench-proxy --quick --json bench-out/quick-proxy.json
+scripts/bench-metrics --quick
 
 say "aarch64: static binary under qemu-user"
 bash scripts/cross-test.sh --arch aarch64

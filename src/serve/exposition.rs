@@ -16,14 +16,21 @@ pub struct RuleReading {
 }
 
 /// The process's own figures, as Prometheus' client libraries export them.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// Times are in hundredths of a second (what /proc counts in), so that no
+/// float code is needed to print them (it would add tens of KB).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Process {
-    pub cpu_seconds: f64,
+    pub cpu_centis: u64,
     pub resident_bytes: u64,
     pub open_fds: u64,
     pub max_fds: u64,
-    pub start_time_seconds: f64,
+    pub start_time_centis: u64,
     pub threads: u64,
+}
+
+/// Hundredths as decimal seconds: 150 -> "1.50".
+fn seconds(centis: u64) -> String {
+    format!("{}.{:02}", centis / 100, centis % 100)
 }
 
 /// A label value with `\`, `"` and newlines escaped (the format's rules).
@@ -116,7 +123,7 @@ fn render_process(out: &mut String, p: &Process, version: &str) {
             "process_cpu_seconds_total",
             "counter",
             "User and system CPU time spent, in seconds.",
-            format!("{}", p.cpu_seconds),
+            seconds(p.cpu_centis),
         ),
         (
             "process_resident_memory_bytes",
@@ -140,7 +147,7 @@ fn render_process(out: &mut String, p: &Process, version: &str) {
             "process_start_time_seconds",
             "gauge",
             "When the process started, in seconds since the epoch.",
-            format!("{}", p.start_time_seconds),
+            seconds(p.start_time_centis),
         ),
         (
             "ambassador_threads",
@@ -252,11 +259,11 @@ mod tests {
                 &["redis:6379", "backup:6379"],
             )],
             &Process {
-                cpu_seconds: 1.5,
+                cpu_centis: 150,
                 resident_bytes: 4096,
                 open_fds: 7,
                 max_fds: 1024,
-                start_time_seconds: 1700000000.25,
+                start_time_centis: 170_000_000_025,
                 threads: 3,
             },
             "0.1.0",
@@ -268,7 +275,7 @@ mod tests {
             format!("ambassador_connections_total{{{rule},outcome=\"bad_header\"}} 4"),
             format!("ambassador_bytes_total{{{rule},direction=\"down\"}} 2000"),
             format!("ambassador_target_connects_total{{{rule},target=\"backup:6379\",result=\"failed\"}} 1"),
-            "process_cpu_seconds_total 1.5".to_string(),
+            "process_cpu_seconds_total 1.50".to_string(),
             "process_start_time_seconds 1700000000.25".to_string(),
             "process_max_fds 1024".to_string(),
         ] {

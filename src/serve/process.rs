@@ -10,7 +10,7 @@ use std::fs;
 use super::exposition::Process;
 
 /// Clock ticks per second in /proc's times (USER_HZ).
-const TICKS: f64 = 100.0;
+const TICKS: u64 = 100;
 
 /// The figures now.
 pub fn read() -> Process {
@@ -22,14 +22,14 @@ pub fn read() -> Process {
     let field = |i: usize| {
         fields
             .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
     };
-    let boot = boot_time().unwrap_or(0.0);
+    let boot = boot_time().unwrap_or(0);
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     Process {
-        cpu_seconds: (field(11) + field(12)) / TICKS,
-        start_time_seconds: boot + field(19) / TICKS,
+        cpu_centis: (field(11) + field(12)) * 100 / TICKS,
+        start_time_centis: boot * 100 + field(19) * 100 / TICKS,
         resident_bytes: status_field(&status, "VmRSS:") * 1024,
         threads: status_field(&status, "Threads:"),
         open_fds: fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
@@ -48,7 +48,7 @@ fn status_field(status: &str, key: &str) -> u64 {
 }
 
 /// When the machine booted, in seconds since the epoch (/proc/stat btime).
-fn boot_time() -> Option<f64> {
+fn boot_time() -> Option<u64> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
     stat.lines()
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
@@ -79,9 +79,11 @@ mod tests {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_secs_f64();
+            .as_secs()
+            * 100;
+        let year = 100 * 86_400 * 365;
         assert!(
-            p.start_time_seconds <= now + 1.0 && p.start_time_seconds > now - 86400.0 * 365.0,
+            p.start_time_centis <= now + 100 && p.start_time_centis > now - year,
             "{p:?}"
         );
     }
