@@ -157,10 +157,31 @@ pub fn dig(port: u16, name: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Starts `command` (quiet), which owns `file` (removed with the guard),
+/// and waits until something listens on 127.0.0.1:`port`.
+fn listening(mut command: Command, file: PathBuf, port: u16) -> Peer {
+    let what = format!("{:?}", command.get_program());
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let peer = Peer {
+        child,
+        file: Some(file),
+    };
+    let listens = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        wait_until(Duration::from_secs(10), listens),
+        "{what} did not start"
+    );
+    peer
+}
+
 /// HAProxy in TCP mode on 127.0.0.1, forwarding to `to` with `server_options`
 /// (`send-proxy`, `send-proxy-v2` or nothing); its port once it listens.
 pub fn haproxy(to: std::net::SocketAddr, server_options: &str) -> (Peer, u16) {
-    let bin = require("haproxy", "haproxy");
+    let mut command = Command::new(require("haproxy", "haproxy"));
     let port = free_port();
     let config = temp_path("haproxy.cfg");
     let text = format!(
@@ -169,23 +190,8 @@ pub fn haproxy(to: std::net::SocketAddr, server_options: &str) -> (Peer, u16) {
          server back {to} {server_options}\n"
     );
     std::fs::write(&config, text).expect("haproxy config");
-    let child = Command::new(bin)
-        .args(["-db", "-f"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start haproxy");
-    let peer = Peer {
-        child,
-        file: Some(config),
-    };
-    let listens = || TcpStream::connect(("127.0.0.1", port)).is_ok();
-    assert!(
-        wait_until(Duration::from_secs(10), listens),
-        "haproxy did not start"
-    );
-    (peer, port)
+    command.args(["-db", "-f"]).arg(&config);
+    (listening(command, config, port), port)
 }
 
 /// nginx stream on 127.0.0.1 that expects a PROXY header on each
@@ -193,7 +199,7 @@ pub fn haproxy(to: std::net::SocketAddr, server_options: &str) -> (Peer, u16) {
 /// `$proxy_protocol_addr:$proxy_protocol_port`; its port once it listens.
 /// One process (no master), so that killing the guard's child ends it all.
 pub fn nginx_proxy_reporter() -> (Peer, u16) {
-    let bin = require("nginx", "nginx-light");
+    let mut command = Command::new(require("nginx", "nginx-light"));
     let module = "/usr/lib/nginx/modules/ngx_stream_module.so";
     assert!(
         std::path::Path::new(module).exists(),
@@ -204,32 +210,14 @@ pub fn nginx_proxy_reporter() -> (Peer, u16) {
     std::fs::create_dir_all(&dir).expect("nginx folder");
     let d = dir.display();
     let text = format!(
-        "load_module {module};\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 256; }}\nstream {{\n  server {{\n    \
+        "load_module {module};\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log;\nevents {{ worker_connections 256; }}\nstream {{\n  server {{\n    \
          listen 127.0.0.1:{port} proxy_protocol;\n    \
          return \"$proxy_protocol_addr:$proxy_protocol_port\";\n  }}\n}}\n"
     );
     let config = dir.join("nginx.conf");
     std::fs::write(&config, text).expect("nginx config");
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&config)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let peer = Peer {
-        child,
-        file: Some(dir),
-    };
-    let listens = || TcpStream::connect(("127.0.0.1", port)).is_ok();
-    assert!(
-        wait_until(Duration::from_secs(10), listens),
-        "nginx did not start"
-    );
-    (peer, port)
+    command.arg("-c").arg(&config).arg("-p").arg(&dir);
+    command.arg("-e").arg(dir.join("error.log"));
+    (listening(command, dir, port), port)
 }
