@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the static binary for another architecture and runs it under
 # qemu-user on this machine: --check, 4 MiB forwarded both ways through it
-# on loopback (compared by hash), a redis PING through it, and a drain on
-# SIGTERM (the timed signal wait, whose symbol differs on 32-bit musl).
+# on loopback (compared by hash), a redis PING through it, UDP round trips
+# on wildcard listeners (recvmsg/sendmsg with pktinfo, whose layouts differ
+# on 32-bit), and a drain on SIGTERM (the timed signal wait, whose symbol
+# differs on 32-bit musl).
 # Usage: scripts/cross-test.sh --arch aarch64|armv7
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,7 @@ want_check=$(printf '0.0.0.0:6379:redis:6379,[::1]:7000\targument 1\n0.0.0.0:535
 echo "ok: --check under qemu"
 
 timeout 120 python3 - "$qemu" "$bin" <<'PY'
-import hashlib, os, re, socket, subprocess, sys, threading
+import hashlib, os, re, socket, subprocess, sys, threading, time
 sys.path.insert(0, "scripts/lib")
 import amb
 
@@ -58,6 +60,51 @@ try:
 finally:
     fwd.stop()
     redis.stop()
+
+# UDP through recvmsg/sendmsg with hand-declared msghdr, cmsghdr and
+# pktinfo layouts: wildcard listeners (0.0.0.0 and [::]) must answer from
+# the address each client wrote to. A connected client takes replies from
+# that address only, so a wrong reply source fails here.
+echo_udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+echo_udp.bind(("127.0.0.1", 0))
+def echo_datagrams():
+    while True:
+        data, sender = echo_udp.recvfrom(65535)
+        echo_udp.sendto(data, sender)
+threading.Thread(target=echo_datagrams, daemon=True).start()
+udp4, udp6 = amb.free_port(kind=socket.SOCK_DGRAM), amb.free_port("::1", kind=socket.SOCK_DGRAM)
+target = echo_udp.getsockname()[1]
+fwd = amb.Proc([qemu, binary, f"0.0.0.0:{udp4}:127.0.0.1:{target}/udp", f"[::]:{udp6}:127.0.0.1:{target}/udp"],
+               env={})
+try:
+    rounds = 0
+    for family, dest in ((socket.AF_INET, ("127.0.0.2", udp4)), (socket.AF_INET6, ("::1", udp6)),
+                         (socket.AF_INET, ("127.0.0.2", udp6))):
+        c = socket.socket(family, socket.SOCK_DGRAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        c.connect(dest)
+        c.settimeout(2)
+        for size in (0, 1472, 65507):
+            payload = os.urandom(size)
+            for attempt in range(15):  # the first datagram waits for qemu to start the rule
+                c.send(payload)
+                try:
+                    got = c.recv(65535)
+                    break
+                except socket.timeout:
+                    continue
+                except ConnectionRefusedError:  # not listening yet: port unreachable
+                    time.sleep(0.2)
+            else:
+                sys.exit(f"FAIL: no {size}-byte reply through {dest} under qemu")
+            if got != payload:
+                sys.exit(f"FAIL: a {size}-byte datagram through {dest} came back as {len(got)} other bytes")
+            rounds += 1
+        c.close()
+    print(f"ok: {rounds} UDP round trips under qemu (0, 1,472 and 65,507 bytes; 0.0.0.0 and [::] rules, "
+          "clients on 127.0.0.2 and ::1): replies came from the address written to")
+finally:
+    fwd.stop()
 
 drain_port = amb.free_port()
 fwd = amb.Proc([qemu, binary, "--drain", "20", f"127.0.0.1:{drain_port}:127.0.0.1:{echo_port}"], env={},

@@ -299,3 +299,72 @@ fn a_connection_quiet_for_longer_than_the_accept_timeout_stays_open() {
     assert_eq!(&b, b"b");
     assert!(!amb.stderr().contains("aborted"), "{}", amb.stderr());
 }
+
+/// TCP_NODELAY of every established TCP socket of process `pid`, read from
+/// a duplicate of each descriptor (pidfd_getfd, Linux 5.6+; needs root or
+/// ptrace rights): the socket's local and remote ports and the option.
+fn nodelay_of(pid: u32) -> Vec<(u16, u16, bool)> {
+    let script = r#"
+import ctypes, os, socket, struct, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+pidfd = os.pidfd_open(pid)
+for name in os.listdir(f"/proc/{pid}/fd"):
+    if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+        continue
+    fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+    if fd < 0:
+        continue
+    s = socket.socket(fileno=fd)
+    try:
+        if s.type == socket.SOCK_STREAM and s.family in (socket.AF_INET, socket.AF_INET6):
+            peer = s.getpeername()
+            on = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            print(s.getsockname()[1], peer[1], on)
+    except OSError:
+        pass
+    finally:
+        s.detach()
+        os.close(fd)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &pid.to_string()])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2] != "0")
+        })
+        .collect()
+}
+
+#[test]
+fn both_sockets_of_a_connection_have_tcp_nodelay() {
+    let target = echo_server();
+    let (amb, addr) = forwarder(target, &[]);
+    let mut c = connect(addr);
+    c.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    let client_port = c.local_addr().unwrap().port();
+    let sockets = nodelay_of(amb.pid());
+    let client_side = sockets.iter().find(|(_, peer, _)| *peer == client_port);
+    let target_side = sockets.iter().find(|(_, peer, _)| *peer == target.port());
+    assert_eq!(
+        client_side.map(|s| s.2),
+        Some(true),
+        "client side: {sockets:?}"
+    );
+    assert_eq!(
+        target_side.map(|s| s.2),
+        Some(true),
+        "target side: {sockets:?}"
+    );
+}

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::Duration;
@@ -225,4 +226,329 @@ fn dig_through_two_ambassadors_in_a_row() {
     let far_addr = SocketAddr::from(([127, 0, 0, 1], far));
     let (_near, near) = udp_forwarder("127.0.0.1", &far_addr.to_string(), &[]);
     assert_eq!(dig(near, "web.ambassador.test"), "192.0.2.10");
+}
+
+/// A DNS server on 127.53.X.Y:53 (an address of its own on loopback) that
+/// answers A queries with 127.0.0.1 (AAAA with no address), each after
+/// `delay`; a resolv.conf that names it. Kept alive by the returned socket.
+fn slow_dns(delay: Duration) -> (std::net::UdpSocket, TempDir) {
+    let n = std::process::id();
+    let ip = format!("127.53.{}.{}", (n >> 8) % 250 + 1, n % 250 + 1);
+    let socket =
+        std::net::UdpSocket::bind((ip.as_str(), 53)).expect("bind a DNS port (needs root)");
+    let serving = socket.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = serving.recv_from(&mut buf) {
+            let query = buf[..n].to_vec();
+            let answering = serving.try_clone().unwrap();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                if let Some(reply) = dns_answer(&query) {
+                    let _ = answering.send_to(&reply, from);
+                }
+            });
+        }
+    });
+    let dir = TempDir::new();
+    let conf = format!("nameserver {ip}\noptions timeout:15 attempts:1\n");
+    std::fs::write(dir.path("resolv.conf"), conf).unwrap();
+    (socket, dir)
+}
+
+/// The answer to one DNS question: 127.0.0.1 for type A, nothing for others.
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 12;
+    while *query.get(at)? != 0 {
+        at += 1 + query[at] as usize;
+    }
+    let question_end = at + 5;
+    let qtype = u16::from_be_bytes([*query.get(at + 1)?, *query.get(at + 2)?]);
+    let answers: u16 = if qtype == 1 { 1 } else { 0 };
+    let mut reply = query[..2].to_vec();
+    reply.extend_from_slice(&[0x81, 0x80, 0, 1]);
+    reply.extend_from_slice(&answers.to_be_bytes());
+    reply.extend_from_slice(&[0, 0, 0, 0]);
+    reply.extend_from_slice(query.get(12..question_end)?);
+    if answers == 1 {
+        reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 127, 0, 0, 1]);
+    }
+    Some(reply)
+}
+
+#[test]
+fn a_slow_resolver_stalls_no_other_client() {
+    let (_dns, dir) = slow_dns(Duration::from_secs(3));
+    let echo = udp_server(b"");
+    let port = free_udp_port();
+    let rule = format!("127.0.0.1:{port}:slow.ambassador.test:{}/udp", echo.port());
+    let amb = Ambassador::start_with_resolver(
+        std::path::Path::new(&dir.path("resolv.conf")),
+        &["-v", &rule],
+    );
+    assert!(
+        amb.wait_for_log("listening on", IO_TIMEOUT),
+        "{}",
+        amb.stderr()
+    );
+    // A's session: its first reply comes once the name resolved (3 s).
+    let a = udp_client(local(port));
+    assert_eq!(udp_round_trip(&a, b"a0").unwrap(), b"a0");
+    // B and C open sessions, each resolving for 3 s on its own thread;
+    // C sends three datagrams at once, which wait for it in order.
+    let b = udp_client(local(port));
+    b.send(b"b0").unwrap();
+    let c = udp_client(local(port));
+    for d in [b"c0", b"c1", b"c2"] {
+        c.send(d).unwrap();
+    }
+    // Meanwhile A's round trips keep their pace: each within 500 ms.
+    a.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for i in 1..=20u8 {
+        let sent = [b'a', i];
+        assert_eq!(
+            udp_round_trip(&a, &sent).unwrap(),
+            sent,
+            "round trip {i} during B's resolve"
+        );
+    }
+    b.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        b.recv(&mut buf).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "B's name resolved already: the test proves nothing"
+    );
+    b.set_nonblocking(false).unwrap();
+    b.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let n = b.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"b0");
+    for want in [b"c0", b"c1", b"c2"] {
+        let n = c.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], want);
+    }
+}
+
+/// Whether a SIGUSR1 line comes to contain `want`: signals every 200 ms
+/// (the counters may still be moving) for up to IO_TIMEOUT.
+fn counters_show(amb: &Ambassador, want: &str) -> bool {
+    wait_until(IO_TIMEOUT, || {
+        amb.signal("USR1");
+        amb.wait_for_log(want, Duration::from_millis(200))
+    })
+}
+
+#[test]
+fn a_client_outside_allow_is_dropped_and_counted() {
+    let echo = udp_server(b"");
+    let (amb, port) = udp_forwarder("127.0.0.1", &echo.to_string(), &["--allow", "127.0.0.2"]);
+    let outside = udp_client(local(port));
+    outside
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(udp_round_trip(&outside, b"let me in").is_err());
+    let inside = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    inside.connect(local(port)).unwrap();
+    inside.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(udp_round_trip(&inside, b"hello").unwrap(), b"hello");
+    assert!(
+        counters_show(&amb, "open 1, served 1, denied 1, no target 0"),
+        "{}",
+        amb.stderr()
+    );
+}
+
+#[test]
+fn a_session_whose_every_target_refuses_ends_as_no_target() {
+    let refused = || format!("127.0.0.1:{}", free_udp_port());
+    let targets = format!("{},{}", refused(), refused());
+    let (amb, port) = udp_forwarder("127.0.0.1", &targets, &[]);
+    let (threads, fds) = (amb.threads(), amb.fds());
+    let client = udp_client(local(port));
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // Each datagram draws a port unreachable, which moves the session on.
+    for _ in 0..5 {
+        let _ = udp_round_trip(&client, b"anyone?");
+    }
+    assert!(counters_show(&amb, "no target 1"), "{}", amb.stderr());
+    assert!(
+        amb.stderr().contains("refused (port unreachable"),
+        "{}",
+        amb.stderr()
+    );
+    amb.assert_settles_to(threads, fds);
+}
+
+#[test]
+fn a_drain_ends_udp_sessions_at_once_while_tcp_drains() {
+    let echo_udp = udp_server(b"");
+    let (udp_port, tcp_port) = (free_udp_port(), free_port());
+    let rules = [
+        format!("127.0.0.1:{udp_port}:{echo_udp}/udp"),
+        format!("127.0.0.1:{tcp_port}:{}", echo_server()),
+    ];
+    let mut amb = Ambassador::serve(&["--drain", "10", &rules[0], &rules[1]], &[], 2);
+    let client = udp_client(local(udp_port));
+    assert_eq!(udp_round_trip(&client, b"u").unwrap(), b"u");
+    let mut tcp = connect(local(tcp_port));
+    tcp.write_all(b"t").unwrap();
+    let mut b = [0u8; 1];
+    tcp.read_exact(&mut b).unwrap();
+    amb.signal("TERM");
+    // One TCP connection is drained; the UDP session does not count.
+    assert!(
+        amb.wait_for_log("draining 1 open connection(s)", IO_TIMEOUT),
+        "{}",
+        amb.stderr()
+    );
+    client
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        udp_round_trip(&client, b"u2").is_err(),
+        "the UDP rule still answered in the drain"
+    );
+    tcp.write_all(b"2").unwrap();
+    tcp.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"2");
+    drop(tcp);
+    assert_eq!(amb.wait_exit(IO_TIMEOUT).and_then(|s| s.code()), Some(0));
+    assert!(
+        amb.stderr()
+            .contains("1 open at SIGTERM, 1 finished, 0 reset"),
+        "{}",
+        amb.stderr()
+    );
+}
+
+#[test]
+fn a_thousand_datagrams_back_to_back_come_back_in_order() {
+    let echo = udp_server(b"");
+    let (amb, port) = udp_forwarder("127.0.0.1", &echo.to_string(), &[]);
+    let client = udp_client(local(port));
+    let _ = socket2::SockRef::from(&client).set_recv_buffer_size(4 << 20);
+    assert_eq!(udp_round_trip(&client, b"warm").unwrap(), b"warm");
+    // Replies are read as they come, and the client's buffer is large: what
+    // is measured is the ambassador's two hops.
+    let reading = client.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(1000);
+        let mut buf = [0u8; 16];
+        while got.len() < 1000 {
+            match reading.recv(&mut buf) {
+                Ok(4) => got.push(u32::from_be_bytes(buf[..4].try_into().unwrap())),
+                Ok(n) => panic!("a reply of {n} bytes"),
+                Err(_) => break,
+            }
+        }
+        got
+    });
+    for i in 0..1000u32 {
+        client.send(&i.to_be_bytes()).unwrap();
+    }
+    let got = reader.join().unwrap();
+    let drops: Vec<String> = std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().last().is_some_and(|d| d != "0"))
+        .map(|l| {
+            l.split_whitespace()
+                .take(3)
+                .chain(l.split_whitespace().last())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let ports = format!(
+        "client {}, ambassador {port}, echo {echo}",
+        client.local_addr().unwrap()
+    );
+    assert_eq!(
+        got.len(),
+        1000,
+        "{} of 1,000 came back ({ports}); sockets that dropped: {drops:?}",
+        got.len()
+    );
+    drop(amb);
+    assert!(got.iter().copied().eq(0..1000), "out of order: {got:?}");
+}
+
+#[test]
+fn tcp_connections_and_udp_sessions_share_one_cap() {
+    let echo_udp = udp_server(b"");
+    let (udp_port, tcp_port) = (free_udp_port(), free_port());
+    let rules = [
+        format!("127.0.0.1:{udp_port}:{echo_udp}/udp"),
+        format!("127.0.0.1:{tcp_port}:{}", echo_server()),
+    ];
+    let amb = Ambassador::serve(&["--max-conns", "2", &rules[0], &rules[1]], &[], 2);
+    let mut tcp = connect(local(tcp_port));
+    tcp.write_all(b"t").unwrap();
+    let mut b = [0u8; 1];
+    tcp.read_exact(&mut b).unwrap();
+    let first = udp_client(local(udp_port));
+    assert_eq!(udp_round_trip(&first, b"1").unwrap(), b"1");
+    // TCP 1 + UDP 1 = the cap: a second session is refused.
+    let second = udp_client(local(udp_port));
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(udp_round_trip(&second, b"2").is_err());
+    assert!(counters_show(&amb, "over cap 1"), "{}", amb.stderr());
+    drop(tcp);
+    // Until the TCP connection is closed, a datagram that would open a
+    // session is dropped: the 300 ms read timeout set above retries it.
+    let freed = wait_until(IO_TIMEOUT, || {
+        udp_round_trip(&second, b"3").is_ok_and(|r| r == b"3")
+    });
+    assert!(
+        freed,
+        "the TCP connection's slot never went to the UDP client"
+    );
+}
+
+#[test]
+fn a_session_kept_alive_by_replies_alone_is_not_expired() {
+    // On a client's datagram the target replies every 200 ms for 3 s.
+    let target = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        if let Ok((_, from)) = target.recv_from(&mut buf) {
+            for i in 0..15u8 {
+                let _ = target.send_to(&[i], from);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    let (amb, port) = udp_forwarder(
+        "127.0.0.1",
+        &target_addr.to_string(),
+        &["--udp-timeout", "1", "-v"],
+    );
+    let client = udp_client(local(port));
+    client.send(b"start").unwrap();
+    let mut buf = [0u8; 4];
+    for i in 0..15u8 {
+        let n = client
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("reply {i}: {e}"));
+        assert_eq!(&buf[..n], [i], "reply {i}");
+    }
+    // When the replies stop, the session expires after its second.
+    assert!(
+        amb.wait_for_log("UDP session closed after", IO_TIMEOUT),
+        "{}",
+        amb.stderr()
+    );
+    assert!(
+        amb.stderr()
+            .contains("15 datagrams (15 bytes) down, idle for 1.000s"),
+        "{}",
+        amb.stderr()
+    );
 }

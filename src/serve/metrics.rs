@@ -34,7 +34,6 @@ pub fn start(addr: SocketAddr, counters: Counters) -> Result<(), Error> {
         listen: format!("{addr} (--metrics)"),
         source,
     })?;
-    log::info!("serving metrics at http://{addr}/metrics");
     thread::Builder::new()
         .stack_size(STACK_SIZE)
         .spawn(move || {
@@ -45,8 +44,10 @@ pub fn start(addr: SocketAddr, counters: Counters) -> Result<(), Error> {
                 }
             }
         })
-        .map(drop)
-        .map_err(Error::Thread)
+        .map_err(Error::Thread)?;
+    // Once the thread runs: tests and users may read it as "served".
+    log::info!("serving metrics at http://{addr}/metrics");
+    Ok(())
 }
 
 /// Reads one request and answers it; a failure concerns this client only.

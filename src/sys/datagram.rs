@@ -14,6 +14,9 @@ use super::wire::{
     IPV6_RECVPKTINFO, IP_PKTINFO, SOL_IP, SOL_IPV6,
 };
 
+const SOL_SOCKET: c_int = 1;
+const SO_RCVBUF: c_int = 8;
+
 extern "C" {
     fn recvmsg(fd: c_int, msg: *mut MsgHdr, flags: c_int) -> isize;
     fn sendmsg(fd: c_int, msg: *const MsgHdr, flags: c_int) -> isize;
@@ -37,6 +40,12 @@ struct MsgHdr {
     control: *mut c_void,
     controllen: usize,
     flags: c_int,
+}
+
+/// Asks for a receive buffer of `bytes` (SO_RCVBUF; the kernel caps it at
+/// net.core.rmem_max and counts only what datagrams really queue).
+pub fn set_receive_buffer(socket: &UdpSocket, bytes: c_int) -> io::Result<()> {
+    set_option(socket, SOL_SOCKET, SO_RCVBUF, &bytes)
 }
 
 /// Asks the kernel to tell, with each datagram this socket receives, the

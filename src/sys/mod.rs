@@ -21,6 +21,21 @@ compile_error!(
      messages) and has been checked on little-endian targets only"
 );
 
+// The C layouts and constants here were checked against these targets'
+// headers, and the datagram path runs there in tests (scripts/cross-test.sh
+// under qemu for the ARM ones). Anything else must be checked first.
+#[cfg(not(any(
+    all(target_arch = "x86_64", any(target_env = "gnu", target_env = "musl")),
+    all(target_arch = "aarch64", any(target_env = "gnu", target_env = "musl")),
+    all(target_arch = "arm", target_env = "musl"),
+)))]
+compile_error!(
+    "src/sys declares C layouts and constants by hand (msghdr, cmsghdr, in_pktinfo, \
+     in6_pktinfo, sockaddr_un, ucred, timespec, SOCK_CLOEXEC, SO_PEERCRED, signal numbers) and \
+     has been checked on x86_64 and aarch64 (glibc, musl) and 32-bit ARM (musl) only: check \
+     them against this target's headers before adding it here"
+);
+
 #[cfg(not(target_os = "linux"))]
 compile_error!(
     "src/sys uses Linux's socket and signal constants and the AF_UNSPEC abort: \
@@ -33,7 +48,7 @@ mod socket;
 mod unix;
 mod wire;
 
-pub use datagram::{recv_with_arrival, send_from, want_arrival};
+pub use datagram::{recv_with_arrival, send_from, set_receive_buffer, want_arrival};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{
     abort, reset_all_on_exit, set_accept_timeout, set_backlog, set_linger_zero, stop_listening,

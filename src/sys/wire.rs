@@ -26,8 +26,10 @@ struct CmsgHdr {
 /// Room for a sockaddr_in6 (28 bytes) and more, aligned for any sockaddr.
 pub(super) type SockAddrBuf = [u64; 16];
 
-/// Room for one pktinfo control message, aligned as cmsghdr wants.
-pub(super) type ControlBuf = [usize; 8];
+/// Room for one pktinfo control message, 8-byte aligned on every target,
+/// with room to spare: CMSG_SPACE(in6_pktinfo) is 32 bytes on 32-bit
+/// targets and 40 on 64-bit ones.
+pub(super) type ControlBuf = [u64; 8];
 
 const fn cmsg_align(len: usize) -> usize {
     (len + size_of::<usize>() - 1) & !(size_of::<usize>() - 1)
@@ -41,14 +43,16 @@ pub struct Arrival {
     pub ifindex: u32,
 }
 
-fn bytes_of<T>(buf: &T) -> &[u8] {
-    // SAFETY: a plain integer array viewed as its bytes, for its own size.
-    unsafe { std::slice::from_raw_parts((buf as *const T).cast(), size_of::<T>()) }
+/// The bytes of one of this file's buffers (arrays of u64 only: no
+/// padding, and any byte pattern is a valid value).
+fn bytes_of<const N: usize>(buf: &[u64; N]) -> &[u8] {
+    // SAFETY: a u64 array viewed as its bytes, for its own size.
+    unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), size_of::<[u64; N]>()) }
 }
 
-fn bytes_of_mut<T>(buf: &mut T) -> &mut [u8] {
-    // SAFETY: as in bytes_of; any byte pattern is a valid integer array.
-    unsafe { std::slice::from_raw_parts_mut((buf as *mut T).cast(), size_of::<T>()) }
+fn bytes_of_mut<const N: usize>(buf: &mut [u64; N]) -> &mut [u8] {
+    // SAFETY: as in bytes_of; any byte pattern is a valid u64 array.
+    unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), size_of::<[u64; N]>()) }
 }
 
 /// A sockaddr_in or sockaddr_in6 (family in host order, port and address in

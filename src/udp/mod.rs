@@ -1,12 +1,13 @@
 //! UDP rules: one receive thread per rule reads every datagram that comes
-//! to the listen address and hands it to its client's session (session.rs),
-//! opening one for a new client address: --allow first, then a slot under
-//! --max-conns (none free: the datagram is dropped and counted), then a
-//! socket connected to the first target that resolves and a reply thread.
-//! The session table is shared with the reply threads, which take their
+//! to the listen address and hands it to its client's session, opening one
+//! for a new client address: --allow first, then a slot under --max-conns
+//! (none free: the datagram is dropped and counted), then the session's own
+//! thread (session.rs), which reaches a target (reach.rs: names resolve
+//! there, so a slow resolver never stalls this thread or other clients).
+//! The session table is shared with the session threads, which take their
 //! session out of it when it expires; a client's datagram is noted and sent
 //! under the same lock, so a session never expires under a datagram on its
-//! way. Replies take no lock: only a session's own reply thread expires it.
+//! way. Replies take no lock: only a session's own thread expires it.
 
 use std::collections::HashMap;
 use std::io;
@@ -25,7 +26,13 @@ use crate::flow::stats::Stats;
 use crate::flow::Stop;
 use crate::sys::{self, Arrival};
 
+mod reach;
 mod session;
+
+/// The receive buffer asked for the listening socket, which every client
+/// of the rule shares: a burst of a thousand small datagrams waits here
+/// instead of being dropped (the kernel's default, 208 KiB, holds about 160).
+const LISTEN_BUFFER: i32 = 4 << 20;
 
 /// A UDP rule being served.
 pub struct UdpRule {
@@ -50,6 +57,9 @@ pub fn bind(rule: &Rule, addr: SocketAddr) -> Result<UdpSocket, Error> {
         source,
     };
     let socket = UdpSocket::bind(addr).map_err(bind_error)?;
+    if let Err(e) = sys::set_receive_buffer(&socket, LISTEN_BUFFER) {
+        log::debug!("{addr}/udp: cannot raise the receive buffer: {e}");
+    }
     if addr.ip().is_unspecified() {
         sys::want_arrival(&socket, addr.is_ipv6()).map_err(bind_error)?;
     }
@@ -122,7 +132,9 @@ impl UdpRule {
 
     /// Forwards a client's datagram in its session, opening one if it has
     /// none. An open session is marked active and sent to under the table's
-    /// lock, so its reply thread cannot expire it in between.
+    /// lock, so its reply thread cannot expire it in between; nothing under
+    /// it blocks (a session reaching a target queues the datagram, and a
+    /// refusal hands the failover to a pooled thread).
     fn forward(self: &Arc<Self>, client: SocketAddr, arrival: Option<Arrival>, datagram: &[u8]) {
         if let Some(session) = self.table().get(&client) {
             session.touch();
@@ -134,13 +146,13 @@ impl UdpRule {
         }
     }
 
-    /// Opens a session for a new client: a slot, a target, a reply thread.
+    /// Opens a session for a new client: a slot, then the session's own
+    /// thread, which reaches a target (resolving names there, not here).
     fn open(
         self: &Arc<Self>,
         client: SocketAddr,
         arrival: Option<Arrival>,
     ) -> Option<Arc<Session>> {
-        // Only this thread opens sessions, so resolving outside the lock races with nobody.
         let Some(permit) = self.limit.try_acquire() else {
             self.stats.over_cap();
             log::debug!(
@@ -149,25 +161,11 @@ impl UdpRule {
             );
             return None;
         };
-        let Some(session) = Session::open(self, client, arrival, permit) else {
-            self.stats.no_target();
-            log::warn!(
-                "rule {}: no target answered; dropping a datagram of {client}",
-                self.rule
-            );
-            return None;
-        };
-        let session = Arc::new(session);
+        let session = Arc::new(Session::new(client, arrival, permit));
         session.touch();
-        self.stats.opened();
         self.table().insert(client, Arc::clone(&session));
-        log::debug!(
-            "{client} -> {}: UDP session open (rule {})",
-            session.target_addr(),
-            self.rule
-        );
-        let (replying, rule) = (Arc::clone(&session), Arc::clone(self));
-        if let Err(e) = Pool::global().run(move || replying.reply_loop(rule)) {
+        let (starting, rule) = (Arc::clone(&session), Arc::clone(self));
+        if let Err(e) = Pool::global().run(move || starting.start(rule)) {
             log::warn!(
                 "rule {}: dropping {client}: cannot start a thread: {e}",
                 self.rule
@@ -199,7 +197,9 @@ impl UdpRule {
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
             table.remove(&session.client);
-            self.stats.closed();
+            if session.counted() {
+                self.stats.closed();
+            }
         }
     }
 

@@ -56,6 +56,21 @@ impl Ambassador {
         Self::start_command(cmd, args, &[])
     }
 
+    /// Starts it in a private mount namespace whose /etc/resolv.conf is
+    /// `resolv_conf` (needs root): names resolve through a test's DNS server.
+    pub fn start_with_resolver(resolv_conf: &std::path::Path, args: &[&str]) -> Ambassador {
+        let mut cmd = Command::new(require("unshare", "util-linux"));
+        cmd.args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"",
+        ])
+        .arg(resolv_conf)
+        .arg(BIN);
+        Self::start_command(cmd, args, &[])
+    }
+
     fn start_command(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Ambassador {
         let stderr = temp_path("stderr");
         let file = File::create(&stderr).expect("create stderr file");
@@ -414,6 +429,8 @@ pub fn counting_echo_server() -> CountingServer {
 /// prefixed with `tag` (empty: an echo); its address.
 pub fn udp_server(tag: &'static [u8]) -> SocketAddr {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    // Bursts in the tests wait here rather than being dropped by the peer.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
     let addr = socket.local_addr().expect("addr");
     thread::spawn(move || {
         let mut buf = vec![0u8; 65536];

@@ -114,32 +114,51 @@ fn redis_cli_to(to: &[&str], args: &[&str], stdin: Option<&[u8]>) -> String {
 }
 
 /// dnsmasq on 127.0.0.1 answering web.ambassador.test (192.0.2.10) from a
-/// hosts file of its own; its UDP port once it answers.
+/// hosts file of its own; its UDP port once it answers. dnsmasq listens on
+/// TCP at the same port too, so the port is one free for both; a dnsmasq
+/// that could not start (the port taken meanwhile) is started again.
 pub fn dnsmasq() -> (Peer, u16) {
     let bin = require("dnsmasq", "dnsmasq-base");
-    // One file per server: tests run in parallel in one process.
-    let hosts = temp_path("hosts");
-    std::fs::write(&hosts, "192.0.2.10 web.ambassador.test\n").expect("hosts file");
-    let port = free_udp_port();
-    let child = Command::new(bin)
-        .args(["--keep-in-foreground", "--no-resolv", "--no-hosts"])
-        .args(["--bind-interfaces", "--listen-address=127.0.0.1"])
-        .args(["--conf-file=/dev/null", &format!("--port={port}")])
-        .arg(format!("--addn-hosts={}", hosts.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    let dns = Peer {
-        child,
-        file: Some(hosts),
-    };
-    let answers = || dig(port, "web.ambassador.test") == "192.0.2.10";
-    assert!(
-        wait_until(Duration::from_secs(10), answers),
-        "dnsmasq did not answer"
-    );
-    (dns, port)
+    for _ in 0..3 {
+        // One file per server: tests run in parallel in one process.
+        let hosts = temp_path("hosts");
+        std::fs::write(&hosts, "192.0.2.10 web.ambassador.test\n").expect("hosts file");
+        let port = free_udp_and_tcp_port();
+        let child = Command::new(&bin)
+            .args(["--keep-in-foreground", "--no-resolv", "--no-hosts"])
+            .args(["--bind-interfaces", "--listen-address=127.0.0.1"])
+            .args(["--conf-file=/dev/null", &format!("--port={port}")])
+            .arg(format!("--addn-hosts={}", hosts.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dnsmasq");
+        let mut dns = Peer {
+            child,
+            file: Some(hosts),
+        };
+        let mut exited = false;
+        let answers = wait_until(Duration::from_secs(15), || {
+            exited = dns.child.try_wait().ok().flatten().is_some();
+            exited || dig(port, "web.ambassador.test") == "192.0.2.10"
+        });
+        if answers && !exited {
+            return (dns, port);
+        }
+        assert!(exited, "dnsmasq on port {port} did not answer within 15 s");
+    }
+    panic!("dnsmasq exited at start three times (its port taken each time?)");
+}
+
+/// A port on 127.0.0.1 free for both UDP and TCP a moment ago.
+fn free_udp_and_tcp_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// dig's short answer for `name` (type A) from 127.0.0.1:`port`: 5 tries of
