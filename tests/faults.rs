@@ -11,14 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Sends one byte and expects it echoed.
-fn ping(stream: &mut TcpStream) {
-    stream.write_all(b"p").unwrap();
-    let mut b = [0u8; 1];
-    stream.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"p");
-}
-
 #[test]
 fn refused_target_resets_the_client_and_warns_and_serving_goes_on() {
     let refused = refused_addr();
@@ -44,8 +36,8 @@ fn refused_target_resets_the_client_and_warns_and_serving_goes_on() {
         "{}",
         amb.stderr()
     );
-    ping(&mut connect(local(p2)));
-    ping(&mut connect(local(p2)));
+    ping(&mut connect(local(p2)), b'p');
+    ping(&mut connect(local(p2)), b'p');
 }
 
 #[test]
@@ -96,7 +88,7 @@ fn failover_after_a_silent_first_target() {
         &[],
         1,
     );
-    ping(&mut connect(local(port)));
+    ping(&mut connect(local(port)), b'p');
 }
 
 #[test]
@@ -111,7 +103,7 @@ fn target_that_comes_back_is_used_without_a_restart() {
     let mut first = connect(local(port));
     assert!(read_end(&mut first).is_err());
     server_on(&format!("127.0.0.1:{target_port}"), echo);
-    ping(&mut connect(local(port)));
+    ping(&mut connect(local(port)), b'p');
 }
 
 #[test]
@@ -125,8 +117,8 @@ fn max_conns_holds_further_clients_until_one_closes() {
     );
     let mut a = connect(local(port));
     let mut b = connect(local(port));
-    ping(&mut a);
-    ping(&mut b);
+    ping(&mut a, b'p');
+    ping(&mut b, b'p');
     // The third completes its handshake in the backlog but is not relayed.
     let mut c = connect(local(port));
     c.set_read_timeout(Some(Duration::from_millis(500)))
@@ -142,7 +134,7 @@ fn max_conns_holds_further_clients_until_one_closes() {
     c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     c.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"p");
-    ping(&mut b);
+    ping(&mut b, b'p');
 }
 
 #[test]
@@ -171,13 +163,13 @@ fn max_conns_is_exact_when_a_burst_meets_several_accepting_threads() {
     );
     // Warm up: served connections leave threads that accept again.
     for _ in 0..3 {
-        ping(&mut connect(local(port)));
+        ping(&mut connect(local(port)), b'p');
     }
     let clients: Vec<_> = (0..12)
         .map(|_| {
             thread::spawn(move || {
                 let mut c = connect(local(port));
-                ping(&mut c);
+                ping(&mut c, b'p');
                 // Wait for the target's end, so the slot is free before the next.
                 let mut rest = Vec::new();
                 c.read_to_end(&mut rest).unwrap();
@@ -208,7 +200,7 @@ fn max_conns_counts_all_rules_and_an_idle_listener_starves_no_other() {
     );
     // Rules 1 and 2 are idle; rule 3 must still get the only slot.
     let mut c = connect(local(p3));
-    ping(&mut c);
+    ping(&mut c, b'p');
     // Now the slot is taken: a client of rule 1 waits.
     let mut d = connect(local(p1));
     d.set_read_timeout(Some(Duration::from_millis(400)))
@@ -237,7 +229,7 @@ fn idle_connection_is_closed_after_the_idle_timeout() {
     );
     let (threads, fds) = (amb.threads(), amb.fds());
     let mut c = connect(local(port));
-    ping(&mut c);
+    ping(&mut c, b'p');
     assert_eq!(read_end(&mut c), Err(ErrorKind::ConnectionReset));
     assert!(
         amb.wait_for_log("idle for 0.300s", Duration::from_secs(5)),
@@ -264,10 +256,10 @@ fn slow_but_moving_connection_outlives_the_idle_timeout() {
     let mut c = connect(local(port));
     // 2.4 s in all, a byte every 0.2 s: four idle timeouts long, never idle.
     for _ in 0..12 {
-        ping(&mut c);
+        ping(&mut c, b'p');
         thread::sleep(Duration::from_millis(200));
     }
-    ping(&mut c);
+    ping(&mut c, b'p');
     // The connection was never cut: the ambassador logged no idle timeout,
     // and the client's end still reads nothing pending, no EOF or reset.
     assert!(!amb.stderr().contains("idle for"), "{}", amb.stderr());

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::Duration;
@@ -394,9 +393,7 @@ fn a_drain_ends_udp_sessions_at_once_while_tcp_drains() {
     let client = udp_client(local(udp_port));
     assert_eq!(udp_round_trip(&client, b"u").unwrap(), b"u");
     let mut tcp = connect(local(tcp_port));
-    tcp.write_all(b"t").unwrap();
-    let mut b = [0u8; 1];
-    tcp.read_exact(&mut b).unwrap();
+    ping(&mut tcp, b't');
     amb.signal("TERM");
     // One TCP connection is drained; the UDP session does not count.
     assert!(
@@ -411,9 +408,7 @@ fn a_drain_ends_udp_sessions_at_once_while_tcp_drains() {
         udp_round_trip(&client, b"u2").is_err(),
         "the UDP rule still answered in the drain"
     );
-    tcp.write_all(b"2").unwrap();
-    tcp.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"2");
+    ping(&mut tcp, b'2');
     drop(tcp);
     assert_eq!(amb.wait_exit(IO_TIMEOUT).and_then(|s| s.code()), Some(0));
     assert!(
@@ -487,9 +482,7 @@ fn tcp_connections_and_udp_sessions_share_one_cap() {
     ];
     let amb = Ambassador::serve(&["--max-conns", "2", &rules[0], &rules[1]], &[], 2);
     let mut tcp = connect(local(tcp_port));
-    tcp.write_all(b"t").unwrap();
-    let mut b = [0u8; 1];
-    tcp.read_exact(&mut b).unwrap();
+    ping(&mut tcp, b't');
     let first = udp_client(local(udp_port));
     assert_eq!(udp_round_trip(&first, b"1").unwrap(), b"1");
     // TCP 1 + UDP 1 = the cap: a second session is refused.

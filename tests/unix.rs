@@ -396,9 +396,7 @@ fn a_drain_finishes_a_unix_connection_and_then_removes_the_socket() {
     let rule = format!("unix:{front}:{}", echo_server());
     let mut amb = Ambassador::serve(&["--drain", "10", &rule], &[], 1);
     let mut c = unix_connect(&front);
-    c.write_all(b"a").unwrap();
-    let mut b = [0u8; 1];
-    c.read_exact(&mut b).unwrap();
+    ping(&mut c, b'a');
     amb.signal("TERM");
     assert!(
         amb.wait_for_log("stopped listening", IO_TIMEOUT),
@@ -409,9 +407,7 @@ fn a_drain_finishes_a_unix_connection_and_then_removes_the_socket() {
         UnixStream::connect(&front).is_err(),
         "a new client was let in during the drain"
     );
-    c.write_all(b"b").unwrap();
-    c.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"b");
+    ping(&mut c, b'b');
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_all_unix(&mut c), Vec::<u8>::new());
     assert_eq!(amb.wait_exit(IO_TIMEOUT).and_then(|s| s.code()), Some(0));
@@ -437,15 +433,11 @@ fn paths_removed_under_a_running_ambassador_break_nothing_else() {
     unix_echo_server(&back);
     let mut amb = Ambassador::serve(&[&format!("unix:{front}:unix:{back}")], &[], 1);
     let mut open = unix_connect(&front);
-    open.write_all(b"1").unwrap();
-    let mut b = [0u8; 1];
-    open.read_exact(&mut b).unwrap();
+    ping(&mut open, b'1');
     // The target's socket file goes: the open connection carries on, a new
     // client finds no target and is closed.
     std::fs::remove_file(&back).unwrap();
-    open.write_all(b"2").unwrap();
-    open.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"2");
+    ping(&mut open, b'2');
     let mut late = unix_connect(&front);
     assert_eq!(read_all_unix(&mut late), Vec::<u8>::new());
     assert!(
@@ -455,9 +447,7 @@ fn paths_removed_under_a_running_ambassador_break_nothing_else() {
     );
     // The listener's own path goes: the open connection still carries on.
     std::fs::remove_file(&front).unwrap();
-    open.write_all(b"3").unwrap();
-    open.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"3");
+    ping(&mut open, b'3');
     assert!(amb.is_running());
     amb.signal("TERM");
     assert_eq!(
@@ -520,9 +510,8 @@ fn max_conns_and_counters_hold_for_a_unix_listener() {
     let rule = format!("unix:{front}:{}", echo_server());
     let amb = Ambassador::serve(&["--max-conns", "1", &rule], &[], 1);
     let mut first = unix_connect(&front);
-    first.write_all(b"1").unwrap();
+    ping(&mut first, b'1');
     let mut b = [0u8; 1];
-    first.read_exact(&mut b).unwrap();
     // The second waits in the listen queue while the first holds the only slot.
     let mut second = unix_connect(&front);
     second.write_all(b"2").unwrap();

@@ -360,6 +360,15 @@ pub fn read_all(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Sends one byte through an echo and expects it back (TCP or unix): the
+/// connection is relayed both ways.
+pub fn ping<S: Read + Write>(stream: &mut S, byte: u8) {
+    stream.write_all(&[byte]).unwrap();
+    let mut back = [0u8; 1];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, [byte]);
+}
+
 /// How a stream ended: everything read up to a clean end, or the kind of
 /// error that ended it (a reset, say).
 pub fn read_end(stream: &mut TcpStream) -> Result<Vec<u8>, io::ErrorKind> {
