@@ -25,7 +25,16 @@ RSS and sockets in CLOSE-WAIT.
 
 Exits 0 only if every check passed and threads and descriptors ended where
 they started and RSS within a small margin. The last line is a summary.
-Usage: scripts/soak.py --minutes N [--bin PATH] [--workers N]
+
+--netem runs all of it inside a network namespace of its own whose loopback
+is a bad network (tc netem): 1% loss, 50 ms +- 10 ms delay, 1% reordering,
+0.5% duplication on every packet's way, and the link down for 2 s every
+20 s; every hop (client to ambassador, ambassador to target) crosses it.
+TCP bytes must still arrive intact and resets still be resets (a reset the
+network lost shows as a timeout, counted apart); UDP may lose datagrams,
+whose rate is shown beside what netem and the flaps explain, but a reply
+that is not a datagram sent on that socket is a failure.
+Usage: scripts/soak.py --minutes N [--bin PATH] [--workers N] [--netem]
 """
 
 import argparse
@@ -48,6 +57,14 @@ UDP_TIMEOUT = 1.0
 MAX_CONNS = 40
 RSS_MARGIN_KB = 1024
 IO_TIMEOUT = 30
+NETEM = "delay 50ms 10ms loss 1% duplicate 0.5% reorder 1% limit 100000"
+FLAP_EVERY, FLAP_DOWN = 20, 2
+# Inside the netem namespace: errors a bad network causes, counted apart.
+IN_NETEM = os.environ.get("AMB_SOAK_IN_NETEM") == "1"
+if IN_NETEM:
+    # The cap drops datagrams of new sessions by design; under --netem the
+    # datagrams lost must be the network's alone.
+    MAX_CONNS = 10_000
 
 stats = collections.Counter()
 failures = []
@@ -57,6 +74,20 @@ lock = threading.Lock()
 def count(what, n=1):
     with lock:
         stats[what] += n
+
+
+def network_error(e):
+    """Under --netem, what a lossy, flapping link does to a socket: an
+    unreachable network while the link is down, a reset or a FIN lost and
+    never repeated (the wait times out)."""
+    if not IN_NETEM:
+        return False
+    # EPERM: a packet the impairment's filter dropped on its way out. A reset:
+    # the ambassador gave up on a target it could not reach (the link was
+    # down); what is checked is that no byte came corrupted, never a clean end.
+    lost = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ETIMEDOUT, errno.EPERM)
+    unreachable = isinstance(e, OSError) and e.errno in lost
+    return unreachable or isinstance(e, (socket.timeout, ConnectionResetError, BrokenPipeError))
 
 
 def fail(what):
@@ -181,9 +212,12 @@ def udp_echo_server(port, stop):
         while not stop.is_set():
             try:
                 data, addr = s.recvfrom(65536)
+            except OSError:
+                return  # closed by the flapper, or stopping
+            try:
                 s.sendto(data, addr)
             except OSError:
-                return
+                count("udp echo not sent")  # dropped on its way out (--netem)
     threading.Thread(target=serve, daemon=True).start()
     return s
 
@@ -327,12 +361,18 @@ def idle(port):
         s.close()
 
 
-def udp_exchange(s, tries=4):
+def udp_exchange(s, tries=4, kind="echo"):
     """One datagram out and its echo back, retried on silence; True if
     answered. Any reply that is not the very datagram sent is a failure."""
     data = struct.pack("<Q", random.getrandbits(64)) + os.urandom(random.randint(0, 8000))
     for _ in range(tries):
-        s.send(data)
+        count(f"udp {kind} tries")
+        try:
+            s.send(data)
+        except PermissionError:  # dropped on its way out by --netem's filter: lost
+            count("udp retries")
+            count(f"udp {kind} lost")
+            continue
         try:
             while True:
                 got = s.recv(65536)
@@ -343,11 +383,15 @@ def udp_exchange(s, tries=4):
                 if got[:8] == data[:8]:
                     fail(f"udp: reply of {len(got)} bytes differs from the {len(data)} sent")
                     return False
-                # A late reply to an earlier try of an earlier datagram: skip it.
+                # A late reply to an earlier try of an earlier datagram (or a
+                # copy the network made of one): skip it.
+                count("udp late replies")
         except socket.timeout:
             count("udp retries")
+            count(f"udp {kind} lost")
         except ConnectionRefusedError:
             count("udp refused")
+            count(f"udp {kind} lost")
             time.sleep(0.1)
     count("udp unanswered")
     return False
@@ -378,7 +422,7 @@ def udp_long(port):
 
 def udp_flapping(port):
     with udp_socket(port) as s:
-        if udp_exchange(s, tries=2):
+        if udp_exchange(s, tries=2, kind="flap"):
             count("udp flap served")
 
 
@@ -403,7 +447,10 @@ def worker(ports, deadline):
             run()
             count("connections")
         except Exception as e:  # any surprise is a failure to report
-            fail(f"{name}: {type(e).__name__}: {e}")
+            if network_error(e):
+                count(f"netem {type(e).__name__}")
+            else:
+                fail(f"{name}: {type(e).__name__}: {e}")
 
 
 # --- sampling ----------------------------------------------------------------
@@ -429,13 +476,82 @@ def sample(pid):
     return dict(amb.sample(pid), close_wait=close_wait)
 
 
+def in_netem_namespace(args):
+    """Runs this soak again inside a namespace whose loopback has netem,
+    taking the link down for FLAP_DOWN s every FLAP_EVERY s; its exit code."""
+    if subprocess.run(["bash", os.path.join(amb.ROOT, "scripts/lib/needs.sh"), "check", "ip", "tc", "nft"]).returncode:
+        sys.exit("soak: --netem needs iproute2 and nftables")
+    ns = f"amb-soak-{os.getpid()}"
+    ip = lambda *a: subprocess.run(["ip", *a], check=True)  # noqa: E731
+    ip("netns", "add", ns)
+    try:
+        ip("-n", ns, "link", "set", "lo", "up")
+        impairment = impair(ns)
+        inner = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__),
+                                  "--minutes", str(args.minutes), "--bin", args.bin, "--workers", str(args.workers)],
+                                 env=dict(os.environ, AMB_SOAK_IN_NETEM="1"))
+        flaps = 0
+        deadline = time.time() + args.minutes * 60 + 300
+        while inner.poll() is None and time.time() < deadline:
+            try:
+                inner.wait(timeout=FLAP_EVERY)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            ip("-n", ns, "link", "set", "lo", "down")
+            time.sleep(FLAP_DOWN)
+            ip("-n", ns, "link", "set", "lo", "up")
+            flaps += 1
+        if inner.poll() is None:
+            inner.kill()
+        code = inner.wait()
+        print(f"soak: --netem: {impairment} on loopback, {flaps} flaps of {FLAP_DOWN} s", flush=True)
+        return code
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
+def impair(ns):
+    """Makes namespace `ns`'s loopback a bad network; says how. tc netem
+    where the kernel has it (sch_netem); otherwise the loss alone, with
+    nftables (numgen), and no delay, reordering or duplication."""
+    netem = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem",
+                            *NETEM.split()], capture_output=True, text=True)
+    if netem.returncode == 0:
+        return f"tc netem {NETEM}"
+    rules = "table inet soak {\n chain out {\n  type filter hook output priority 0;\n" \
+            "  numgen random mod 1000 < 10 drop\n }\n}\n"
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, text=True, check=True)
+    why = netem.stderr.strip().splitlines()[-1] if netem.stderr.strip() else "unavailable"
+    return (f"1% loss on every packet (nftables numgen; tc netem: {why}, so no delay, reordering or "
+            "duplication on this kernel)")
+
+
+def udp_loss_report():
+    """Under --netem: the datagram tries lost against what netem explains."""
+    tries = stats["udp echo tries"]
+    if not IN_NETEM or not tries:
+        return ""
+    lost = stats["udp echo lost"] / tries
+    # A round trip crosses loopback 4 times; the link is down FLAP_DOWN of every FLAP_EVERY s.
+    netem = 1 - 0.99 ** 4
+    with_flaps = 1 - (1 - netem) * (1 - FLAP_DOWN / FLAP_EVERY)
+    late = stats["udp late replies"] / max(1, stats["udp datagrams ok"])
+    return (f"; UDP tries to the echo lost {lost:.1%} (netem alone {netem:.1%}, with the flaps up to {with_flaps:.1%}), "
+            f"late or duplicated replies skipped {late:.1%} (under tc netem about {1 - 0.995 ** 4:.1%} come "
+            f"duplicated; none was a datagram not sent)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--bin")
     ap.add_argument("--workers", type=int, default=48)
+    ap.add_argument("--netem", action="store_true", help="a lossy, slow, flapping loopback (see above)")
     args = ap.parse_args()
-    args.bin = args.bin or amb.binary()
+    args.bin = os.path.abspath(args.bin or amb.binary())
+    if args.netem and not IN_NETEM:
+        sys.exit(in_netem_namespace(args))
     stop = threading.Event()
     echo_ls = listener()
     threading.Thread(target=accept_loop, args=(echo_ls, stop), daemon=True).start()
@@ -504,7 +620,8 @@ def main():
     verdict = "PASS" if not failures else "FAIL"
     print(f"soak: {args.minutes:g} min, {stats['connections']} connections, {stats['bytes'] / 1e6:.0f} MB verified, "
           f"{stats['failures']} failures; threads {start['threads']}->{end['threads']}, fds {start['fds']}->{end['fds']}, "
-          f"RSS {start['rss']}->{end['rss']} KB, CLOSE-WAIT max {max_cw} end {end['close_wait']}: {verdict}")
+          f"RSS {start['rss']}->{end['rss']} KB, CLOSE-WAIT max {max_cw} end {end['close_wait']}{udp_loss_report()}: "
+          f"{verdict}")
     sys.exit(0 if not failures else 1)
 
 

@@ -85,6 +85,9 @@ bash scripts/faults.sh
 say "soak, 1 minute"
 python3 scripts/soak.py --minutes 1
 
+say "soak on a bad network (--netem: loss, flapping link), 1 minute"
+python3 scripts/soak.py --minutes 1 --netem
+
 say "Docker end to end"
 bash scripts/docker-e2e.sh
 

@@ -4,7 +4,14 @@
 //! Each error names the field and says what was expected; rule.rs puts
 //! fields together.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A unix stream socket's path: `/absolute/path`, or `@name` in Linux's
+/// abstract namespace (no file; any process in the network namespace may
+/// connect). Checked when made: see address.rs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixPath(String);
 
 /// The longest unix socket path: sun_path holds 108 bytes, the last a NUL
 /// (an abstract name has its NUL first, written `@`, and none at the end).
@@ -108,7 +115,7 @@ pub fn parse_target_host(text: &str) -> Result<String, String> {
 /// A unix socket path: absolute, or `@name` in Linux's abstract namespace;
 /// at most MAX_UNIX_PATH bytes, with no NUL (and, from a rule, no ':' or
 /// ','). The error names the path and says what was expected.
-pub fn check_unix_path(text: &str) -> Result<(), String> {
+fn check_unix_path(text: &str) -> Result<(), String> {
     if !text.starts_with(['/', '@']) || text == "@" {
         return Err(format!(
             "unix path {text:?}: expected an absolute path (unix:/run/app.sock) \
@@ -127,4 +134,26 @@ pub fn check_unix_path(text: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+impl UnixPath {
+    pub fn parse(text: &str) -> Result<UnixPath, String> {
+        check_unix_path(text).map(|()| UnixPath(text.to_string()))
+    }
+
+    /// The path as written: `/path` or `@name`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name after `@` for an abstract socket; None for a path.
+    pub fn abstract_name(&self) -> Option<&str> {
+        self.0.strip_prefix('@')
+    }
+}
+
+impl fmt::Display for UnixPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unix:{}", self.0)
+    }
 }

@@ -8,9 +8,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::address::{
-    check_unix_path, parse_listen_host, parse_port, parse_target_host, split_fields,
-};
+pub use super::address::UnixPath;
+use super::address::{parse_listen_host, parse_port, parse_target_host, split_fields};
 
 /// The syntax of a RULE, repeated in error messages.
 pub const RULE_SYNTAX: &str = "expected LISTEN:TARGET[,TARGET...][/tcp|/udp], \
@@ -22,12 +21,6 @@ pub enum Proto {
     Tcp,
     Udp,
 }
-
-/// A unix stream socket's path: `/absolute/path`, or `@name` in Linux's
-/// abstract namespace (no file; any process in the network namespace may
-/// connect). Checked when made: see address.rs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnixPath(String);
 
 /// Where a rule listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,22 +72,6 @@ impl Proto {
     }
 }
 
-impl UnixPath {
-    pub fn parse(text: &str) -> Result<UnixPath, String> {
-        check_unix_path(text).map(|()| UnixPath(text.to_string()))
-    }
-
-    /// The path as written: `/path` or `@name`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name after `@` for an abstract socket; None for a path.
-    pub fn abstract_name(&self) -> Option<&str> {
-        self.0.strip_prefix('@')
-    }
-}
-
 impl Listen {
     /// Listening at `addr` with `proto`.
     pub fn new(proto: Proto, addr: SocketAddr) -> Listen {
@@ -110,29 +87,6 @@ impl Listen {
             Listen::Udp(_) => Proto::Udp,
             Listen::Tcp(_) | Listen::Unix(_) => Proto::Tcp,
         }
-    }
-
-    /// Why two rules could not both listen here, if they could not: the
-    /// same transport and port on the same address, or on addresses the
-    /// kernel would not let both be bound (a wildcard covering the other;
-    /// [::] covers IPv4 too, as Linux binds it dual-stack); the same unix
-    /// path. A TCP and a UDP rule may share a port.
-    pub fn clash(&self, other: &Listen) -> Option<&'static str> {
-        const SAME: &str = "listen on the same address with different targets";
-        let (a, b) = match (self, other) {
-            (Listen::Unix(a), Listen::Unix(b)) => return (a == b).then_some(SAME),
-            (Listen::Tcp(a), Listen::Tcp(b)) | (Listen::Udp(a), Listen::Udp(b)) => (a, b),
-            _ => return None,
-        };
-        if a.port() != b.port() {
-            return None;
-        }
-        let (x, y) = (a.ip(), b.ip());
-        if x == y {
-            return Some(SAME);
-        }
-        let covers = |w: IpAddr, o: IpAddr| w.is_unspecified() && (w.is_ipv6() || o.is_ipv4());
-        (covers(x, y) || covers(y, x)).then_some("listen on overlapping addresses")
     }
 }
 
@@ -246,12 +200,6 @@ fn target_from_fields(host: &str, port: &str) -> Result<Target, String> {
     let host = parse_target_host(host)?;
     let port = parse_port(port, "target port")?;
     Ok(Target::Net { host, port })
-}
-
-impl fmt::Display for UnixPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unix:{}", self.0)
-    }
 }
 
 impl fmt::Display for Target {

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::endpoint::{Client, Peer, Stream};
+use super::client::Client;
+use super::endpoint::{Peer, Stream};
 use crate::config::seconds::Secs;
 use crate::flow::activity::Activity;
 use crate::flow::limit::Permit;

@@ -42,16 +42,6 @@ pub enum Peer {
     UnixPath(Arc<str>),
 }
 
-/// Who a client is: the socket's peer and, when that peer is a trusted
-/// proxy, the original client and the address it connected to, from its
-/// PROXY header. The original client stands for the client everywhere:
-/// --allow, logs, counters, --send-proxy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Client {
-    pub peer: Peer,
-    pub proxied: Option<(SocketAddr, SocketAddr)>,
-}
-
 /// A listening stream socket.
 #[derive(Debug)]
 pub enum Listener {
@@ -155,44 +145,6 @@ impl Peer {
         match self {
             Peer::Tcp(addr) => Some(addr.ip()),
             Peer::UnixClient(_) | Peer::UnixPath(_) => None,
-        }
-    }
-}
-
-impl Client {
-    /// A client as its socket shows it.
-    pub fn direct(peer: Peer) -> Client {
-        Client {
-            peer,
-            proxied: None,
-        }
-    }
-
-    /// The address --allow is checked against: the original client's.
-    pub fn ip(&self) -> Option<IpAddr> {
-        match self.proxied {
-            Some((src, _)) => Some(src.ip()),
-            None => self.peer.ip(),
-        }
-    }
-
-    /// The client's address and the address it connected to, for a PROXY
-    /// header: from its own header, or its socket's peer and `local`; None
-    /// for a unix client.
-    pub fn origin(&self, local: Option<SocketAddr>) -> Option<(SocketAddr, SocketAddr)> {
-        match (&self.proxied, &self.peer, local) {
-            (Some(pair), _, _) => Some(*pair),
-            (None, Peer::Tcp(peer), Some(local)) => Some((*peer, local)),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.proxied {
-            Some((src, _)) => write!(f, "{src} via {}", self.peer),
-            None => write!(f, "{}", self.peer),
         }
     }
 }

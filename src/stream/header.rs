@@ -8,7 +8,8 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::endpoint::{Client, Stream};
+use super::client::Client;
+use super::endpoint::Stream;
 use super::proxy::{self, BadHeader, Header, Parsed};
 use crate::config::SendProxy;
 

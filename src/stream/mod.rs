@@ -6,6 +6,7 @@
 //! state they share (conn.rs).
 
 pub mod accept;
+mod client;
 mod conn;
 pub mod connect;
 mod copier;

@@ -14,9 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest v1 line, CRLF included (proto-proxy.txt, section 2.1).
 pub const V1_MAX: usize = 107;
-/// The longest v2 header accepted: the 16 fixed bytes and up to 1,024 of
-/// addresses and TLVs (216 for two unix paths leave room for the TLVs that
-/// load balancers send: ALPN, authority, unique ID, SSL, cloud endpoint IDs).
+/// The longest v2 header accepted: 16 fixed bytes and up to 1,024 of addresses
+/// and TLVs (room for load balancers' ALPN, authority, unique ID, SSL, IDs).
 pub const V2_MAX: usize = 16 + 1024;
 
 /// A complete header.
@@ -61,13 +60,12 @@ impl fmt::Display for BadHeader {
 
 /// Reads a header at the start of `buf`, v1 or v2 by its signature.
 pub fn parse(buf: &[u8]) -> Result<Parsed, BadHeader> {
-    let v1 = b"PROXY ";
-    let v2 = &V2_SIGNATURE[..];
+    let (v1, v2) = (b"PROXY ", &V2_SIGNATURE[..]);
     let seen = buf.len().min(12);
-    if buf.len() >= v1.len() && buf.starts_with(v1) {
+    if buf.starts_with(v1) {
         return parse_v1(buf);
     }
-    if buf.len() >= 12 && buf.starts_with(v2) {
+    if buf.starts_with(v2) {
         return parse_v2(buf);
     }
     let could_be = v1.starts_with(&buf[..seen.min(v1.len())]) || v2.starts_with(&buf[..seen]);
@@ -84,10 +82,9 @@ fn malformed(why: impl Into<String>) -> BadHeader {
 fn parse_v1(buf: &[u8]) -> Result<Parsed, BadHeader> {
     let window = &buf[..buf.len().min(V1_MAX)];
     let Some(end) = window.windows(2).position(|w| w == b"\r\n") else {
-        if let Some(cr) = window.iter().position(|&b| b == b'\r') {
-            if cr + 1 < window.len() {
-                return Err(malformed("v1: a CR not followed by LF"));
-            }
+        let cr = window.iter().position(|&b| b == b'\r');
+        if cr.is_some_and(|at| at + 1 < window.len()) {
+            return Err(malformed("v1: a CR not followed by LF"));
         }
         return match buf.len() >= V1_MAX {
             true => Err(malformed("v1: no CRLF within 107 bytes")),
@@ -95,10 +92,6 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, BadHeader> {
         };
     };
     let line = std::str::from_utf8(&buf[6..end]).map_err(|_| malformed("v1: not ASCII"))?;
-    let header = |addresses| Header {
-        version: 1,
-        addresses,
-    };
     let fields: Vec<&str> = line.split(' ').collect();
     let addresses = match fields.as_slice() {
         ["UNKNOWN", ..] => None,
@@ -115,7 +108,13 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, BadHeader> {
         }
         _ => return Err(malformed("v1: expected PROTO SRC DST SRCPORT DSTPORT")),
     };
-    Ok(Parsed::Done(header(addresses), end + 2))
+    Ok(Parsed::Done(
+        Header {
+            version: 1,
+            addresses,
+        },
+        end + 2,
+    ))
 }
 
 fn v1_ip(text: &str, v6: bool) -> Result<IpAddr, BadHeader> {
@@ -229,8 +228,7 @@ pub fn encode_v1(addresses: Option<(SocketAddr, SocketAddr)>) -> Vec<u8> {
         return b"PROXY UNKNOWN\r\n".to_vec();
     };
     let proto = if src.is_ipv4() { "TCP4" } else { "TCP6" };
-    let (sip, dip) = (src.ip(), dst.ip());
-    let (sp, dp) = (src.port(), dst.port());
+    let (sip, dip, sp, dp) = (src.ip(), dst.ip(), src.port(), dst.port());
     format!("PROXY {proto} {sip} {dip} {sp} {dp}\r\n").into_bytes()
 }
 
@@ -241,13 +239,13 @@ pub fn encode_v2(addresses: Option<(SocketAddr, SocketAddr)>) -> Vec<u8> {
         out.extend_from_slice(&[0x20, 0x00, 0, 0]);
         return out;
     };
+    // PROXY command; TCP over IPv4 (12 bytes of addresses) or IPv6 (36).
     let (family, len) = if src.is_ipv4() {
-        (0x11, 12u16)
+        (0x11, 12)
     } else {
         (0x21, 36)
     };
-    out.extend_from_slice(&[0x21, family]);
-    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&[0x21, family, 0, len]);
     for addr in [src, dst] {
         match addr.ip() {
             IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),

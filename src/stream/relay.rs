@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
+use super::client::Client;
 use super::conn::{Conn, Ends};
 use super::connect::connect;
 use super::copier::copy;
-use super::endpoint::{Client, Peer, Stream};
+use super::endpoint::{Peer, Stream};
 use super::{header, Forwarding};
 use crate::flow::activity::tick;
 use crate::flow::limit::Permit;
