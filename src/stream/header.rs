@@ -63,7 +63,11 @@ pub fn read(client: &Stream, deadline: Duration) -> Result<(Header, Vec<u8>), He
     let mut got = 0;
     loop {
         match proxy::parse(&buf[..got]).map_err(HeaderError::Bad)? {
-            Parsed::Done(header, len) => return Ok((header, buf[len..got].to_vec())),
+            Parsed::Done(header, len) => {
+                // The relay sets its own timeouts, if any, from none.
+                client.set_timeouts(None).map_err(HeaderError::Io)?;
+                return Ok((header, buf[len..got].to_vec()));
+            }
             Parsed::More => {}
         }
         let left = until.saturating_duration_since(Instant::now());
