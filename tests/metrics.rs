@@ -42,11 +42,7 @@ fn with_metrics(rules: &[&str]) -> (Ambassador, u16) {
     let metrics = format!("127.0.0.1:{port}");
     let args = [&["--metrics", metrics.as_str()][..], rules].concat();
     let amb = Ambassador::serve(&args, &[], rules.len());
-    assert!(
-        amb.wait_for_log("serving metrics at", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("serving metrics at");
     (amb, port)
 }
 

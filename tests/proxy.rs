@@ -45,7 +45,7 @@ fn behind_haproxy(option: &str) {
     let (got, me) = echo_through("127.0.0.2", at(front), b"the bytes, unchanged");
     assert_eq!(got, b"the bytes, unchanged");
     let seen = format!("{me} via 127.0.0.1:");
-    assert!(amb.wait_for_log(&seen, IO_TIMEOUT), "{}", amb.stderr());
+    amb.expect_log(&seen);
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn send_proxy_goes_to_whichever_target_answers_and_counts_no_byte() {
     assert_eq!(answer, me.to_string());
     amb.signal("USR1");
     let line = format!("bytes up 0, bytes down {}", answer.len());
-    assert!(amb.wait_for_log(&line, IO_TIMEOUT), "{}", amb.stderr());
+    amb.expect_log(&line);
 }
 
 #[test]
@@ -191,11 +191,7 @@ fn bad_headers_from_a_trusted_peer_reset_it_and_are_counted() {
     }
     assert_eq!(target.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
     amb.signal("USR1");
-    assert!(
-        amb.wait_for_log("bad header 4", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("bad header 4");
 }
 
 #[test]
@@ -267,11 +263,7 @@ fn a_v2_local_header_keeps_the_connection_s_own_addresses() {
     let c = connect_from("127.0.0.1", at(port)).unwrap();
     let me = c.local_addr().unwrap();
     assert_eq!(round_trip(c, local).unwrap(), b"health");
-    assert!(
-        amb.wait_for_log(&format!("{me} -> "), IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log(&format!("{me} -> "));
     assert!(!amb.stderr().contains(" via "), "{}", amb.stderr());
 }
 
@@ -297,11 +289,7 @@ fn an_untrusted_client_s_header_is_data_and_claims_nothing() {
     };
     assert_eq!(ended, Err(ErrorKind::ConnectionReset));
     amb.signal("USR1");
-    assert!(
-        amb.wait_for_log("served 1, denied 1", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("served 1, denied 1");
 }
 
 #[test]

@@ -285,11 +285,7 @@ fn a_slow_resolver_stalls_no_other_client() {
         std::path::Path::new(&dir.path("resolv.conf")),
         &["-v", &rule],
     );
-    assert!(
-        amb.wait_for_log("listening on", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("listening on");
     // A's session: its first reply comes once the name resolved (3 s).
     let a = udp_client(local(port));
     assert_eq!(udp_round_trip(&a, b"a0").unwrap(), b"a0");
@@ -405,11 +401,7 @@ fn a_drain_ends_udp_sessions_at_once_while_tcp_drains() {
     ping(&mut tcp, b't');
     amb.signal("TERM");
     // One TCP connection is drained; the UDP session does not count.
-    assert!(
-        amb.wait_for_log("draining 1 open connection(s)", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("draining 1 open connection(s)");
     client
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
@@ -542,11 +534,7 @@ fn a_session_kept_alive_by_replies_alone_is_not_expired() {
         assert_eq!(&buf[..n], [i], "reply {i}");
     }
     // When the replies stop, the session expires after its second.
-    assert!(
-        amb.wait_for_log("UDP session closed after", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("UDP session closed after");
     assert!(
         amb.stderr()
             .contains("15 datagrams (15 bytes) down, idle for 1.000s"),

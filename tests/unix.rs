@@ -365,7 +365,7 @@ fn logs_name_a_unix_client_by_pid_and_uid_and_allow_does_not_concern_it() {
         std::process::id(),
         uid.unwrap()
     );
-    assert!(amb.wait_for_log(&who, IO_TIMEOUT), "{}", amb.stderr());
+    amb.expect_log(&who);
 }
 
 #[test]
@@ -398,11 +398,7 @@ fn a_drain_finishes_a_unix_connection_and_then_removes_the_socket() {
     let mut c = unix_connect(&front);
     ping(&mut c, b'a');
     amb.signal("TERM");
-    assert!(
-        amb.wait_for_log("stopped listening", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("stopped listening");
     assert!(
         UnixStream::connect(&front).is_err(),
         "a new client was let in during the drain"
@@ -440,11 +436,7 @@ fn paths_removed_under_a_running_ambassador_break_nothing_else() {
     ping(&mut open, b'2');
     let mut late = unix_connect(&front);
     assert_eq!(read_all_unix(&mut late), Vec::<u8>::new());
-    assert!(
-        amb.wait_for_log("no target answered", IO_TIMEOUT),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("no target answered");
     // The listener's own path goes: the open connection still carries on.
     std::fs::remove_file(&front).unwrap();
     ping(&mut open, b'3');
@@ -530,5 +522,5 @@ fn max_conns_and_counters_hold_for_a_unix_listener() {
     amb.signal("USR1");
     let line =
         format!("rule {rule}: open 1, served 2, denied 0, no target 0, bytes up 2, bytes down 2");
-    assert!(amb.wait_for_log(&line, IO_TIMEOUT), "{}", amb.stderr());
+    amb.expect_log(&line);
 }

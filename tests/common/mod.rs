@@ -120,6 +120,16 @@ impl Ambassador {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// Fails the test, showing stderr, unless stderr comes to contain
+    /// `text` within IO_TIMEOUT.
+    pub fn expect_log(&self, text: &str) {
+        assert!(
+            self.wait_for_log(text, IO_TIMEOUT),
+            "no {text:?} in:\n{}",
+            self.stderr()
+        );
+    }
+
     /// Waits until stderr contains `text`; false after `within`.
     pub fn wait_for_log(&self, text: &str, within: Duration) -> bool {
         wait_until(within, || self.stderr().contains(text))
