@@ -428,6 +428,16 @@ pub fn connect_from(from: &str, to: SocketAddr) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// How a connection from `from` to `to` that sends `data` ends: the bytes
+/// read up to a clean end, or the kind of error that ended it wherever it
+/// surfaced: at connect (a reset right after the handshake is reported by
+/// the non-blocking connect), at the write, or at the read.
+pub fn end_from(from: &str, to: SocketAddr, data: &[u8]) -> Result<usize, io::ErrorKind> {
+    let mut c = connect_from(from, to).map_err(|e| e.kind())?;
+    c.write_all(data).map_err(|e| e.kind())?;
+    read_end(&mut c).map(|got| got.len())
+}
+
 /// A server that counts the connections it accepts and echoes on each.
 pub struct CountingServer {
     pub addr: SocketAddr,
