@@ -378,7 +378,7 @@ fn a_peer_still_sending_its_header_does_not_hold_up_a_drain() {
     amb.signal("TERM");
     // Nothing is open (the header is not in): the drain ends at once, well
     // before the header's 5 s deadline.
-    let status = amb.wait_exit(Duration::from_secs(3));
+    let status = amb.wait_exit(Duration::from_secs(4));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", amb.stderr());
     assert!(
         amb.stderr().contains("draining 0 open connection(s)"),
