@@ -8,13 +8,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::raw::{c_int, c_void};
 
-use super::socket::set_option;
+use super::socket::{set_option, SOL_SOCKET};
 use super::wire::{
     decode_addr, decode_arrival, encode_addr, encode_arrival, Arrival, ControlBuf, SockAddrBuf,
     IPV6_RECVPKTINFO, IP_PKTINFO, SOL_IP, SOL_IPV6,
 };
 
-const SOL_SOCKET: c_int = 1;
 const SO_RCVBUF: c_int = 8;
 
 extern "C" {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::check;
 
-const SOL_SOCKET: c_int = 1;
+pub(super) const SOL_SOCKET: c_int = 1;
 const SO_LINGER: c_int = 13;
 const AF_UNSPEC: u16 = 0;
 const SHUT_RD: c_int = 0;
@@ -30,7 +30,7 @@ struct SockAddr {
 
 extern "C" {
     fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
-    fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
+    pub(super) fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
 }

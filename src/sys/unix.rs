@@ -12,11 +12,11 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use super::check;
+use super::socket::{connect, SOL_SOCKET};
 
 const AF_UNIX: c_int = 1;
 const SOCK_STREAM: c_int = 1;
 const SOCK_CLOEXEC: c_int = 0o2_000_000;
-const SOL_SOCKET: c_int = 1;
 const SO_PEERCRED: c_int = 17;
 /// sun_path's size in struct sockaddr_un on Linux.
 const SUN_PATH: usize = 108;
@@ -37,7 +37,6 @@ struct Ucred {
 
 extern "C" {
     fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
-    fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
     fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut u32)
         -> c_int;
     fn umask(mask: u32) -> u32;

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::session::{Session, MAX_WAITING};
+use super::session::Session;
 use super::UdpRule;
 use crate::flow::pool::Pool;
 use crate::flow::targets::{first_answer, resolve_first};
@@ -99,10 +99,7 @@ impl Session {
     pub(super) fn refused(self: &Arc<Self>, rule: &Arc<UdpRule>, datagram: Option<&[u8]>) {
         let mut waiting = self.lock_waiting();
         if let Some(datagram) = datagram {
-            match waiting.queue.len() < MAX_WAITING {
-                true => waiting.queue.push_back(datagram.to_vec()),
-                false => waiting.dropped += 1,
-            }
+            waiting.keep(datagram);
         }
         if !self.ready.swap(false, Ordering::AcqRel) {
             return;

@@ -67,6 +67,16 @@ pub struct Waiting {
     pub(super) dropped: u64,
 }
 
+impl Waiting {
+    /// Keeps a datagram for later, or counts it dropped if MAX_WAITING wait.
+    pub(super) fn keep(&mut self, datagram: &[u8]) {
+        match self.queue.len() < MAX_WAITING {
+            true => self.queue.push_back(datagram.to_vec()),
+            false => self.dropped += 1,
+        }
+    }
+}
+
 impl Session {
     /// A session for a new client, reaching no target yet (`start` does).
     pub fn new(client: SocketAddr, arrival: Option<Arrival>, permit: Permit) -> Session {
@@ -210,10 +220,7 @@ impl Session {
         if self.ready.load(Ordering::Acquire) {
             return false;
         }
-        match waiting.queue.len() < MAX_WAITING {
-            true => waiting.queue.push_back(datagram.to_vec()),
-            false => waiting.dropped += 1,
-        }
+        waiting.keep(datagram);
         true
     }
 
