@@ -230,7 +230,14 @@ impl fmt::Display for Rule {
             let sep = if i == 0 { ':' } else { ',' };
             write!(f, "{sep}{target}")?;
         }
-        write!(f, "{}", self.listen.proto().suffix())
+        // A last path ending in /tcp or /udp keeps it only before an explicit
+        // suffix: `1:unix:/run/x/tcp/tcp` is the path /run/x/tcp.
+        let last = self.targets.last().map(Target::to_string);
+        let ambiguous = last.is_some_and(|l| l.ends_with("/tcp") || l.ends_with("/udp"));
+        match self.listen.proto() {
+            Proto::Tcp if ambiguous => f.write_str("/tcp"),
+            proto => f.write_str(proto.suffix()),
+        }
     }
 }
 
@@ -497,6 +504,19 @@ mod tests {
     fn a_trailing_protocol_is_never_part_of_a_path() {
         let rule = Rule::parse("1:unix:/run/x/tcp", Source::Argument(1)).unwrap();
         assert_eq!(rule.targets, [unix("/run/x")]);
+        // Such a path is written with the suffix after it, and printed so.
+        for (text, path) in [
+            ("1:unix:/run/x/tcp/tcp", "/run/x/tcp"),
+            ("1:unix:/a/udp/tcp", "/a/udp"),
+        ] {
+            let rule = Rule::parse(text, Source::Argument(1)).unwrap();
+            assert_eq!(rule.targets, [unix(path)]);
+            assert_eq!(rule.to_string(), format!("0.0.0.0:{text}"));
+            assert_eq!(
+                Rule::parse(&rule.to_string(), Source::Argument(1)).unwrap(),
+                rule
+            );
+        }
     }
 
     #[test]
