@@ -66,6 +66,44 @@ fn a_wildcard_listener_answers_from_the_address_the_client_wrote_to() {
     );
 }
 
+/// The receive thread takes every datagram that waits in one system call
+/// (recvmmsg): in a burst from several clients, interleaved, each datagram
+/// keeps its own bytes, sender and arrival address.
+#[test]
+fn an_interleaved_burst_from_several_clients_keeps_each_datagram_its_own() {
+    let echo = udp_server(b"");
+    let (_amb, port) = udp_forwarder("0.0.0.0", &echo.to_string(), &[]);
+    // Each client connected to its own loopback address: a reply from any
+    // other address, or another client's reply, would not reach it.
+    let clients: Vec<UdpSocket> = (2..8)
+        .map(|i| udp_client((format!("127.0.0.{i}").as_str(), port)))
+        .collect();
+    for c in &clients {
+        assert_eq!(udp_round_trip(c, b"warm").unwrap(), b"warm");
+    }
+    let sent = |client: usize, n: usize| {
+        payload(
+            if n == 7 { 60_000 } else { 10 + n },
+            (client * 100 + n) as u64,
+        )
+    };
+    for n in 0..30 {
+        for (i, c) in clients.iter().enumerate() {
+            c.send(&sent(i, n)).unwrap();
+        }
+    }
+    let mut buf = vec![0u8; 65_536];
+    for (i, c) in clients.iter().enumerate() {
+        for n in 0..30 {
+            let got = c.recv(&mut buf).expect("a reply");
+            assert!(
+                buf[..got] == sent(i, n)[..],
+                "client {i}, datagram {n}: not its own"
+            );
+        }
+    }
+}
+
 #[test]
 fn an_ipv6_wildcard_listener_answers_ipv4_and_ipv6_clients() {
     let echo = udp_server(b"");

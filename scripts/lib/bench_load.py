@@ -1,6 +1,7 @@
 """The loads the benchmark runs through each forwarder and what it reads
 while they run: bulk (iperf3), request/response and new connections
-(redis-benchmark), UDP datagrams (examples/udp_bench), idle memory with
+(redis-benchmark), UDP datagrams (examples/udp_bench), DNS queries
+(dnsperf against dnsmasq), idle memory with
 connections and sessions held open, and CPU time per unit of work.
 `run_round` runs them all once through one forwarder and records each
 figure with `rec(group, key, value)`.
@@ -62,6 +63,27 @@ def udp_load(port, seconds):
     if out.returncode != 0:
         raise RuntimeError(f"udp_bench: {out.stderr}")
     return json.loads(out.stdout)
+
+
+def dnsperf(port, queries, seconds):
+    """dnsperf through the port: 50 clients, 50 queries outstanding, for `seconds`."""
+    args = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-c", "50", "-q", "50",
+            "-l", str(seconds), "-t", "2"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30)
+    got = {}
+    for line in out.stdout.splitlines():
+        words = line.split()
+        if line.strip().startswith("Queries completed:"):
+            got["completed"] = int(words[2])
+        elif line.strip().startswith("Queries lost:"):
+            got["lost"] = int(words[2])
+        elif line.strip().startswith("Queries per second:"):
+            got["qps"] = float(words[3])
+        elif line.strip().startswith("Average Latency (s):"):
+            got["avg_ms"] = float(words[3]) * 1000
+    if len(got) != 4:
+        raise RuntimeError(f"dnsperf printed no summary: {out.stdout} {out.stderr}")
+    return got
 
 
 def udp_ready(port, timeout=10.0):
@@ -215,6 +237,20 @@ def udp(r, seconds, sessions):
     r.rec("udp", "idle pss kb", m["pss_kb"])
 
 
+def dns(r, queries, seconds):
+    port = r.fwd.dns_port
+    # A few queries first: the sessions (and socat's children) are open
+    # before the measured run, as in a resolver that has been running.
+    dnsperf(port, queries, 1)
+    c0 = r.fwd.cpu_s()
+    d = dnsperf(port, queries, seconds)
+    r.cpu("us per DNS query", max(1, d["completed"]), c0)
+    r.rec("dns", "c50 qps", d["qps"])
+    r.rec("dns", "c50 avg ms", d["avg_ms"])
+    r.rec("dns", "c50 lost %", 100 * d["lost"] / max(1, d["lost"] + d["completed"]))
+    r.lap("dns")
+
+
 def run_round(name, start, targets, udp_target, args, workdir, rec):
     """Every load once through forwarder `name`, its figures to rec."""
     redis_port, iperf_port = targets
@@ -231,6 +267,7 @@ def run_round(name, start, targets, udp_target, args, workdir, rec):
         time.sleep(2.5)
         idle(r, fwd.port[redis_port], args.idle_steps)
         if fwd.udp_port:
+            dns(r, args.dns_queries, args.seconds)
             udp(r, args.seconds, args.idle)
     finally:
         fwd.stop()

@@ -72,7 +72,8 @@ def cpu_s(procs):
 def ambassador(binary):
     def start(fwd, targets, udp_target, workdir):
         rules = [f"127.0.0.1:{fwd.port[t]}:127.0.0.1:{t}" for t in targets]
-        rules.append(f"127.0.0.1:{fwd.udp_port}:127.0.0.1:{udp_target}/udp")
+        rules += [f"127.0.0.1:{fwd.udp_port}:127.0.0.1:{udp_target[0]}/udp",
+                  f"127.0.0.1:{fwd.dns_port}:127.0.0.1:{udp_target[1]}/udp"]
         return [Proc([binary, "-q", "--max-conns", "100000"] + rules)]
     return start
 
@@ -82,8 +83,8 @@ def socat(backlog_option):
         procs = [Proc(["socat", f"TCP4-LISTEN:{fwd.port[t]},bind=127.0.0.1,fork,reuseaddr{backlog_option}",
                        f"TCP4:127.0.0.1:{t}"]) for t in targets]
         if fwd.udp_port:
-            procs.append(Proc(["socat", f"UDP4-LISTEN:{fwd.udp_port},bind=127.0.0.1,fork,reuseaddr",
-                               f"UDP4:127.0.0.1:{udp_target}"]))
+            procs += [Proc(["socat", f"UDP4-LISTEN:{listen},bind=127.0.0.1,fork,reuseaddr", f"UDP4:127.0.0.1:{t}"])
+                      for listen, t in ((fwd.udp_port, udp_target[0]), (fwd.dns_port, udp_target[1]))]
         return procs
     return start
 
@@ -96,8 +97,9 @@ def nginx(fwd, targets, udp_target, workdir):
                 f"error_log {workdir}/nginx-error.log;\nevents {{ worker_connections 20000; }}\nstream {{\n")
         for t in targets:
             f.write(f"  server {{ listen 127.0.0.1:{fwd.port[t]}; proxy_pass 127.0.0.1:{t}; }}\n")
-        f.write(f"  server {{ listen 127.0.0.1:{fwd.udp_port} udp; proxy_pass 127.0.0.1:{udp_target}; "
-                f"proxy_timeout 60s; }}\n}}\n")
+        for listen, t in ((fwd.udp_port, udp_target[0]), (fwd.dns_port, udp_target[1])):
+            f.write(f"  server {{ listen 127.0.0.1:{listen} udp; proxy_pass 127.0.0.1:{t}; proxy_timeout 60s; }}\n")
+        f.write("}\n")
     return [Proc(["nginx", "-c", cfg, "-p", workdir, "-e", f"{workdir}/nginx-error.log"])]
 
 
@@ -120,7 +122,8 @@ def haproxy(fwd, targets, udp_target, workdir):
 
 
 def peers(binary, ab_binary=None):
-    """Each forwarder's name and how to start it: f(fwd, targets, udp_target, workdir) -> [Proc]."""
+    """Each forwarder's name and how to start it: f(fwd, targets, udp_target, workdir) -> [Proc],
+    udp_target being the UDP echo's port and the DNS server's."""
     table = {
         "ambassador": ambassador(binary),
         "socat": socat(""),
@@ -138,19 +141,21 @@ class Forwarder:
     """One forwarder setup: rules from listen ports to target ports."""
 
     def __init__(self, name, start, targets, udp_target, workdir):
-        """start: how to start this peer (from peers()); None for direct."""
+        """start: how to start this peer (from peers()); None for direct.
+        udp_target: the UDP echo's port and the DNS server's."""
         self.name = name
         self.procs = []
         self.port = {}
-        self.udp_port = None
+        self.udp_port = self.dns_port = None
         if name == "direct":
             self.port = {t: t for t in targets}
-            self.udp_port = udp_target
+            self.udp_port, self.dns_port = udp_target
             return
         for t in targets:
             self.port[t] = free_port()
         if name in UDP_FORWARDERS:
             self.udp_port = free_port(kind=socket.SOCK_DGRAM)
+            self.dns_port = free_port(kind=socket.SOCK_DGRAM)
         self.procs = start(self, targets, udp_target, workdir)
         # Listening, seen in /proc/net/tcp: a test connection would start
         # threads and buffers before RSS at start is read.

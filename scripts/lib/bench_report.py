@@ -51,7 +51,7 @@ def summarize(raw, names, steps, sessions):
         ratios[n] = {}
         for k, v in med[n].items():
             d = direct.get(k)
-            if d and (k.split("/")[0] in ("bulk", "redis", "connect") or k == "udp/c50 dps"):
+            if d and (k.split("/")[0] in ("bulk", "redis", "connect") or k in ("udp/c50 dps", "dns/c50 qps")):
                 ratios[n][k] = v / d
     return med, ratios
 
@@ -85,7 +85,7 @@ def table(med, ratios, names, sizes, image):
             raw_reading = "kernel kb" in k or "pss kb" in k or "pss total kb" in k
             if k not in keys and not k.startswith("footprint") and not raw_reading:
                 keys.append(k)
-    order = ["bulk", "redis", "connect", "udp", "idle", "cpu"]
+    order = ["bulk", "redis", "connect", "dns", "udp", "idle", "cpu"]
     keys.sort(key=lambda k: order.index(k.split("/")[0]))
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for k in keys:
@@ -95,7 +95,7 @@ def table(med, ratios, names, sizes, image):
             if v is None:
                 cells.append("-")
                 continue
-            text = f"{v:,.3f}" if v < 1 and k.startswith("udp/c50 loss") else f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
+            text = f"{v:,.3f}" if v < 1 and (k.startswith("udp/c50 loss") or k.startswith("dns/c50 lost")) else f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
             r = ratios[n].get(k)
             cells.append(f"{text} ({r:.2f})" if r is not None and n != "direct" else text)
         lines.append(f"| {k} | " + " | ".join(cells) + " |")

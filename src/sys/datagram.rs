@@ -3,42 +3,40 @@
 //! address its client wrote to. std has no API for ancillary data.
 
 use std::io;
-use std::mem::size_of;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::raw::{c_int, c_void};
 
 use super::socket::{set_option, SOL_SOCKET};
 use super::wire::{
-    decode_addr, decode_arrival, encode_addr, encode_arrival, Arrival, ControlBuf, SockAddrBuf,
-    IPV6_RECVPKTINFO, IP_PKTINFO, SOL_IP, SOL_IPV6,
+    encode_addr, encode_arrival, Arrival, ControlBuf, SockAddrBuf, IPV6_RECVPKTINFO, IP_PKTINFO,
+    SOL_IP, SOL_IPV6,
 };
 
 const SO_RCVBUF: c_int = 8;
 
 extern "C" {
-    fn recvmsg(fd: c_int, msg: *mut MsgHdr, flags: c_int) -> isize;
     fn sendmsg(fd: c_int, msg: *const MsgHdr, flags: c_int) -> isize;
 }
 
 #[repr(C)]
-struct IoVec {
-    base: *mut c_void,
-    len: usize,
+pub(super) struct IoVec {
+    pub(super) base: *mut c_void,
+    pub(super) len: usize,
 }
 
 /// `struct msghdr`. glibc and the kernel use size_t for msg_iovlen and
 /// msg_controllen; musl uses an int and padding there, which a zeroed
 /// usize matches on little-endian targets.
 #[repr(C)]
-struct MsgHdr {
-    name: *mut c_void,
-    namelen: u32,
-    iov: *mut IoVec,
-    iovlen: usize,
-    control: *mut c_void,
-    controllen: usize,
-    flags: c_int,
+pub(super) struct MsgHdr {
+    pub(super) name: *mut c_void,
+    pub(super) namelen: u32,
+    pub(super) iov: *mut IoVec,
+    pub(super) iovlen: usize,
+    pub(super) control: *mut c_void,
+    pub(super) controllen: usize,
+    pub(super) flags: c_int,
 }
 
 /// Asks for a receive buffer of `bytes` (SO_RCVBUF; the kernel caps it at
@@ -55,35 +53,6 @@ pub fn want_arrival(socket: &UdpSocket, ipv6: bool) -> io::Result<()> {
         false => (SOL_IP, IP_PKTINFO),
     };
     set_option(socket, level, name, &(1 as c_int))
-}
-
-/// Receives one datagram into `buf`: its length, its sender, and where it
-/// arrived (if `want_arrival` was asked for this socket).
-pub fn recv_with_arrival(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-) -> io::Result<(usize, SocketAddr, Option<Arrival>)> {
-    let mut name: SockAddrBuf = [0; 16];
-    let mut control: ControlBuf = [0; 8];
-    let mut iov = IoVec {
-        base: buf.as_mut_ptr().cast(),
-        len: buf.len(),
-    };
-    let namelen = size_of::<SockAddrBuf>() as u32;
-    let mut msg = header(
-        &mut name,
-        namelen,
-        &mut iov,
-        &mut control,
-        size_of::<ControlBuf>(),
-    );
-    // SAFETY: every pointer in `msg` points at a live buffer of the length
-    // given with it, for the duration of the call.
-    let n = count(unsafe { recvmsg(socket.as_raw_fd(), &mut msg, 0) })?;
-    let from = decode_addr(&name)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "sender of an unknown family"))?;
-    let control_len = msg.controllen.min(size_of::<ControlBuf>());
-    Ok((n, from, decode_arrival(&control, control_len)))
 }
 
 /// Sends one datagram to `to`, from the address in `from` when given (a
@@ -106,7 +75,8 @@ pub fn send_from(
         len: buf.len(),
     };
     let msg = header(&mut name, namelen, &mut iov, &mut control, controllen);
-    // SAFETY: as in recv_with_arrival; sendmsg only reads the buffers.
+    // SAFETY: every pointer in `msg` points at a live buffer of the length
+    // given with it, for the duration of the call; sendmsg only reads them.
     count(unsafe { sendmsg(socket.as_raw_fd(), &msg, 0) })
 }
 

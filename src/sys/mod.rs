@@ -5,8 +5,9 @@
 //! connection in place (so a thread blocked on it wakes up without the fd
 //! being closed under it), a timeout on accept (so that threads accepting
 //! beyond the first go back to the pool when quiet), shutting a listener so
-//! that its accepting threads wake, and UDP datagrams with the address they were sent to
-//! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address;
+//! that its accepting threads wake, UDP datagrams with the address they were sent to
+//! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address,
+//! several datagrams per receive (recvmmsg);
 //! for unix sockets, a connect within a timeout, the peer's credentials
 //! (SO_PEERCRED) and the umask around a bind.
 //! Both glibc and musl provide these symbols.
@@ -30,7 +31,7 @@ compile_error!(
     all(target_arch = "arm", target_env = "musl"),
 )))]
 compile_error!(
-    "src/sys declares C layouts and constants by hand (msghdr, cmsghdr, in_pktinfo, \
+    "src/sys declares C layouts and constants by hand (msghdr, mmsghdr, cmsghdr, in_pktinfo, \
      in6_pktinfo, sockaddr_un, ucred, timespec, SOCK_CLOEXEC, SO_PEERCRED, signal numbers) and \
      has been checked on x86_64 and aarch64 (glibc, musl) and 32-bit ARM (musl) only: check \
      them against this target's headers before adding it here"
@@ -42,13 +43,15 @@ compile_error!(
      ambassador builds for Linux only"
 );
 
+mod batch;
 mod datagram;
 mod signals;
 mod socket;
 mod unix;
 mod wire;
 
-pub use datagram::{recv_with_arrival, send_from, set_receive_buffer, want_arrival};
+pub use batch::{Batch, MAX_DATAGRAM};
+pub use datagram::{send_from, set_receive_buffer, want_arrival};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{
     abort, reset_all_on_exit, set_accept_timeout, set_backlog, set_linger_zero, stop_listening,

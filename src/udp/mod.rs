@@ -15,7 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use self::session::{Session, MAX_DATAGRAM};
+use self::session::Session;
 use crate::config::allow::AllowList;
 use crate::config::rule::Rule;
 use crate::error::Error;
@@ -42,8 +42,6 @@ pub struct UdpRule {
     pub socket: UdpSocket,
     /// --udp-timeout
     pub timeout: Duration,
-    /// Listening on 0.0.0.0 or [::]: replies need the arrival address.
-    wildcard: bool,
     allow: Arc<AllowList>,
     limit: Arc<Limit>,
     sessions: Mutex<HashMap<SocketAddr, Arc<Session>>>,
@@ -78,7 +76,6 @@ impl UdpRule {
         limit: Arc<Limit>,
     ) -> UdpRule {
         UdpRule {
-            wildcard: socket.local_addr().is_ok_and(|a| a.ip().is_unspecified()),
             rule,
             stats,
             socket,
@@ -94,23 +91,18 @@ impl UdpRule {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The receive thread, until listening stops.
+    /// The receive thread, until listening stops: each wake-up takes every
+    /// datagram that waits (up to sys::BATCH) in one system call.
     pub fn run(self: Arc<Self>, stop: Stop) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = sys::Batch::default();
         let mut backoff = Backoff::default();
         loop {
-            let received = match self.wildcard {
-                true => sys::recv_with_arrival(&self.socket, &mut buf),
-                false => self
-                    .socket
-                    .recv_from(&mut buf)
-                    .map(|(n, from)| (n, from, None)),
-            };
+            let received = batch.receive(&self.socket);
             if stop.is_set() {
                 return;
             }
-            let (n, client, arrival) = match received {
-                Ok(received) => received,
+            let count = match received {
+                Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     backoff.after(format_args!("rule {}: receive failed: {e}", self.rule));
@@ -118,15 +110,17 @@ impl UdpRule {
                 }
             };
             backoff.reset();
-            if !self.allow.permits(client.ip()) {
-                self.stats.denied();
-                log::debug!(
-                    "rule {}: {client} is not allowed; datagram dropped",
-                    self.rule
-                );
-                continue;
+            for (datagram, client, arrival) in (0..count).filter_map(|i| batch.get(i)) {
+                if !self.allow.permits(client.ip()) {
+                    self.stats.denied();
+                    log::debug!(
+                        "rule {}: {client} is not allowed; datagram dropped",
+                        self.rule
+                    );
+                    continue;
+                }
+                self.forward(client, arrival, datagram);
             }
-            self.forward(client, arrival, &buf[..n]);
         }
     }
 

@@ -21,12 +21,7 @@ use crate::config::seconds::Secs;
 use crate::flow::activity::{is_tick, tick, Activity};
 use crate::flow::limit::Permit;
 use crate::flow::Direction;
-use crate::sys::{self, Arrival};
-
-/// A buffer that never truncates a datagram: the largest UDP payload is
-/// 65,535 less the 8-byte UDP header (65,527; over IPv4 also less the
-/// 20-byte IP header, 65,507), so 64 KiB holds any with room to spare.
-pub const MAX_DATAGRAM: usize = 65_536;
+use crate::sys::{self, Arrival, MAX_DATAGRAM};
 
 /// Datagrams kept for a session while its target is being reached; more
 /// are dropped (and the closing line says how many).
