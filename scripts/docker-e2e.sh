@@ -90,6 +90,10 @@ check "classic busybox usage: redis-cli PING through --link gets PONG" \
 hostport=$(docker port "$P-redis_ambassador" 6379/tcp | head -1)
 check "published port (-p) forwards: PING on $hostport" test "$(redis-cli -h 127.0.0.1 -p "${hostport##*:}" ping)" = PONG
 check "busybox image has a shell" docker exec "$P-redis_ambassador" sh -c 'ambassador --version'
+# Docker's default seccomp profile lets it set SCHED_BATCH: field 41 of each thread's stat.
+amb_pid=$(docker inspect -f '{{.State.Pid}}' "$P-redis_ambassador")
+policies=$(cat /proc/"$amb_pid"/task/*/stat 2>/dev/null | awk '{print $41}' | sort -u | tr '\n' ' ')
+check "threads run under SCHED_BATCH in a container (policies: $policies)" test "$policies" = "3 "
 
 # --- HEALTHCHECK: healthy with env rules, with argument rules (read from PID 1), unhealthy when the target is gone
 docker run -d --name "$P-health-env" --health-interval 1s --link "$P-redis:redis" ambassador:scratch >/dev/null

@@ -86,6 +86,14 @@ fn serve(config: &Config) -> Result<u8, Error> {
     // Before any thread exists, so that every thread inherits the mask and
     // only the main thread ever sees these signals.
     let signals = sys::block_signals().map_err(Error::Signals)?;
+    // Also before any thread: every thread inherits the policy.
+    match sys::prefer_batch() {
+        Ok(sys::Policy::Batch) => log::debug!("threads run under SCHED_BATCH"),
+        Ok(sys::Policy::Kept(policy)) => {
+            log::debug!("threads keep the scheduling policy given ({policy})")
+        }
+        Err(e) => log::debug!("threads keep SCHED_OTHER: cannot set SCHED_BATCH: {e}"),
+    }
     let running = serve::start(config)?;
     serve::until_signalled(&running, &signals, config.drain).map_err(Error::Signals)?;
     Ok(0)

@@ -1,5 +1,6 @@
-//! Running it in production: --drain on SIGTERM/SIGINT, --allow, and the
-//! per-rule counters on SIGUSR1 and at exit. Real binary, real sockets;
+//! Running it in production: --drain on SIGTERM/SIGINT, --allow, the
+//! per-rule counters on SIGUSR1 and at exit, and the threads' scheduling
+//! policy. Real binary, real sockets;
 //! clients that seem to come from another host bind 127.0.0.2.
 
 mod common;
@@ -235,4 +236,44 @@ fn counters_on_sigusr1_and_at_exit_show_exactly_the_mix() {
         "the same line at exit: {}",
         amb.stderr()
     );
+}
+
+/// Every thread runs under SCHED_BATCH (a woken copier does not preempt the
+/// program that sent it the bytes): the first, the accepting threads, both
+/// copiers of a connection and the UDP threads. A policy given by whoever
+/// starts it (here chrt --idle, which needs no privilege) is kept.
+#[test]
+fn threads_run_under_sched_batch_unless_started_under_another_policy() {
+    const SCHED_BATCH: u32 = 3;
+    const SCHED_IDLE: u32 = 5;
+    let chrt = require("chrt", "util-linux");
+    let echo = echo_server();
+    let udp_echo = udp_server(b"");
+    let (port, udp_port) = (free_port(), free_udp_port());
+    let rules = [
+        format!("127.0.0.1:{port}:{echo}"),
+        format!("127.0.0.1:{udp_port}:{udp_echo}/udp"),
+    ];
+    let args: Vec<&str> = rules.iter().map(String::as_str).collect();
+    for (wrapper, want) in [(&[][..], SCHED_BATCH), (&["--idle", "0"][..], SCHED_IDLE)] {
+        let amb = match wrapper {
+            [] => Ambassador::serve(&args, &[], 2),
+            _ => {
+                let mut under = vec![chrt.to_str().unwrap()];
+                under.extend_from_slice(wrapper);
+                Ambassador::serve_under(&under, &args, 2)
+            }
+        };
+        let mut client = connect(local(port));
+        ping(&mut client, b'p');
+        let udp_client = udp_client(local(udp_port));
+        assert_eq!(udp_round_trip(&udp_client, b"u").unwrap(), b"u");
+        let policies = amb.thread_policies();
+        // main, signals or metrics aside: at least the acceptor, a copier and the UDP threads.
+        assert!(policies.len() >= 4, "{policies:?}");
+        assert!(
+            policies.iter().all(|&p| p == want),
+            "under {wrapper:?}: policies {policies:?}, want {want} for all"
+        );
+    }
 }

@@ -7,7 +7,8 @@
 //! beyond the first go back to the pool when quiet), shutting a listener so
 //! that its accepting threads wake, UDP datagrams with the address they were sent to
 //! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address,
-//! several datagrams per receive (recvmmsg);
+//! several datagrams per receive (recvmmsg), the threads' scheduling
+//! policy (SCHED_BATCH);
 //! for unix sockets, a connect within a timeout, the peer's credentials
 //! (SO_PEERCRED) and the umask around a bind.
 //! Both glibc and musl provide these symbols.
@@ -45,6 +46,7 @@ compile_error!(
 
 mod batch;
 mod datagram;
+mod sched;
 mod signals;
 mod socket;
 mod unix;
@@ -52,6 +54,7 @@ mod wire;
 
 pub use batch::{Batch, MAX_DATAGRAM};
 pub use datagram::{send_from, set_receive_buffer, want_arrival};
+pub use sched::{prefer_batch, Policy};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{
     abort, reset_all_on_exit, set_accept_timeout, set_backlog, set_linger_zero, stop_listening,

@@ -71,6 +71,35 @@ impl Ambassador {
         Self::start_command(cmd, args, &[])
     }
 
+    /// Starts `WRAPPER... ambassador ARGS` (chrt, say) and waits until it
+    /// logged `listeners` "listening on" lines.
+    pub fn serve_under(wrapper: &[&str], args: &[&str], listeners: usize) -> Ambassador {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(BIN);
+        let mut amb = Self::start_command(cmd, args, &[]);
+        amb.wait_for_listeners(listeners);
+        amb
+    }
+
+    /// The scheduling policy of each of its threads (field 41 of
+    /// /proc/PID/task/TID/stat: 0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE).
+    pub fn thread_policies(&self) -> Vec<u32> {
+        let tasks = fs::read_dir(format!("/proc/{}/task", self.pid())).expect("its tasks");
+        tasks
+            .filter_map(|task| fs::read_to_string(task.ok()?.path().join("stat")).ok())
+            .map(|stat| {
+                // After the command name (which may hold spaces) comes field 3, the state.
+                let after = stat.rsplit_once(')').expect("a stat line").1;
+                after
+                    .split_whitespace()
+                    .nth(38)
+                    .expect("a policy")
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+
     fn start_command(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Ambassador {
         let stderr = temp_path("stderr");
         let file = File::create(&stderr).expect("create stderr file");
