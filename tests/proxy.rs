@@ -128,9 +128,7 @@ fn send_proxy_goes_to_whichever_target_answers_and_counts_no_byte() {
     let amb = Ambassador::serve(&["--send-proxy", "v2", &rule], &[], 1);
     let (answer, me) = nginx_answer(port);
     assert_eq!(answer, me.to_string());
-    amb.signal("USR1");
-    let line = format!("bytes up 0, bytes down {}", answer.len());
-    amb.expect_log(&line);
+    amb.expect_counters(&format!("bytes up 0, bytes down {}", answer.len()));
 }
 
 #[test]

@@ -372,15 +372,6 @@ fn a_slow_resolver_stalls_no_other_client() {
     }
 }
 
-/// Whether a SIGUSR1 line comes to contain `want`: signals every 200 ms
-/// (the counters may still be moving) for up to IO_TIMEOUT.
-fn counters_show(amb: &Ambassador, want: &str) -> bool {
-    wait_until(IO_TIMEOUT, || {
-        amb.signal("USR1");
-        amb.wait_for_log(want, Duration::from_millis(200))
-    })
-}
-
 #[test]
 fn a_client_outside_allow_is_dropped_and_counted() {
     let echo = udp_server(b"");
@@ -394,11 +385,7 @@ fn a_client_outside_allow_is_dropped_and_counted() {
     inside.connect(local(port)).unwrap();
     inside.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     assert_eq!(udp_round_trip(&inside, b"hello").unwrap(), b"hello");
-    assert!(
-        counters_show(&amb, "open 1, served 1, denied 1, no target 0"),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_counters("open 1, served 1, denied 1, no target 0");
 }
 
 #[test]
@@ -539,7 +526,7 @@ fn tcp_connections_and_udp_sessions_share_one_cap() {
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     assert!(udp_round_trip(&second, b"2").is_err());
-    assert!(counters_show(&amb, "over cap 1"), "{}", amb.stderr());
+    amb.expect_counters("over cap 1");
     drop(tcp);
     // Until the TCP connection is closed, a datagram that would open a
     // session is dropped: the 300 ms read timeout set above retries it.

@@ -519,8 +519,7 @@ fn max_conns_and_counters_hold_for_a_unix_listener() {
     unix_timeouts(&second);
     second.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"2");
-    amb.signal("USR1");
     let line =
         format!("rule {rule}: open 1, served 2, denied 0, no target 0, bytes up 2, bytes down 2");
-    amb.expect_log(&line);
+    amb.expect_counters(&line);
 }

@@ -164,6 +164,18 @@ impl Ambassador {
         wait_until(within, || self.stderr().contains(text))
     }
 
+    /// Fails the test, showing stderr, unless a SIGUSR1 line comes to
+    /// contain `want` within IO_TIMEOUT. Signals every 200 ms: a copier
+    /// counts what it wrote just after the write, so the peer that read it
+    /// may ask a moment too early.
+    pub fn expect_counters(&self, want: &str) {
+        let shown = wait_until(IO_TIMEOUT, || {
+            self.signal("USR1");
+            self.wait_for_log(want, Duration::from_millis(200))
+        });
+        assert!(shown, "no {want:?} in:\n{}", self.stderr());
+    }
+
     /// Sends a signal by name (TERM, INT, ...) to this child, by its PID.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
