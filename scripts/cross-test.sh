@@ -4,7 +4,8 @@
 # on loopback (compared by hash), a redis PING through it, UDP round trips
 # on wildcard listeners (recvmsg/sendmsg with pktinfo, whose layouts differ
 # on 32-bit), and a drain on SIGTERM (the timed signal wait, whose symbol
-# differs on 32-bit musl).
+# differs on 32-bit musl), and every thread under SCHED_BATCH (set through
+# pthread_setschedparam).
 # Usage: scripts/cross-test.sh --arch aarch64|armv7
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,16 @@ try:
     if out.stdout.strip() != "PONG":
         sys.exit(f"FAIL: redis PING through the binary under qemu answered {out.stdout!r} {out.stderr!r}")
     print("ok: redis-cli PING through the binary under qemu: PONG")
+    # qemu-user passes the scheduling call through: the guest's threads are
+    # qemu's threads, each with its policy in field 41 of its stat; qemu
+    # starts one thread of its own (its RCU thread) before the guest runs.
+    policies = []
+    for task in os.listdir(f"/proc/{fwd.pid}/task"):
+        with open(f"/proc/{fwd.pid}/task/{task}/stat") as f:
+            policies.append(int(f.read().rsplit(")", 1)[1].split()[38]))
+    if policies.count(3) < 3 or len(policies) - policies.count(3) > 1:
+        sys.exit(f"FAIL: thread policies under qemu {sorted(policies)}: want SCHED_BATCH (3) for every guest thread")
+    print(f"ok: the guest's {policies.count(3)} threads under SCHED_BATCH under qemu")
 finally:
     fwd.stop()
     redis.stop()
