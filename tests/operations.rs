@@ -68,12 +68,7 @@ fn drain_lets_a_transfer_in_flight_finish_refuses_new_clients_and_exits_0() {
         .wait_exit(Duration::from_secs(10))
         .expect("exit after the drain");
     assert_eq!(status.code(), Some(0), "{}", amb.stderr());
-    assert!(
-        amb.stderr()
-            .contains("1 open at SIGTERM, 1 finished, 0 reset"),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("1 open at SIGTERM, 1 finished, 0 reset");
 }
 
 /// An ambassador with `--drain SECS` in front of an echo server, and one
@@ -100,12 +95,7 @@ fn drain_resets_what_is_still_open_at_the_limit() {
     assert_eq!(read_end(&mut client), Err(ErrorKind::ConnectionReset));
     let status = amb.wait_exit(Duration::from_secs(10)).expect("exit");
     assert_eq!(status.code(), Some(0));
-    assert!(
-        amb.stderr()
-            .contains("1 open at SIGINT, 0 finished, 1 reset"),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("1 open at SIGINT, 0 finished, 1 reset");
 }
 
 #[test]
@@ -141,12 +131,7 @@ fn drain_with_nothing_open_exits_at_once() {
         .wait_exit(Duration::from_secs(10))
         .expect("exit at once");
     assert_eq!(status.code(), Some(0));
-    assert!(
-        amb.stderr()
-            .contains("0 open at SIGTERM, 0 finished, 0 reset"),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("0 open at SIGTERM, 0 finished, 0 reset");
 }
 
 /// An ambassador listening on `listen_host` with `--allow ranges`, in

@@ -357,12 +357,7 @@ fn check_and_startup_say_what_the_options_do() {
     let port = free_port();
     let udp = format!("127.0.0.1:{port}:127.0.0.1:9/udp");
     let amb = Ambassador::serve(&["--send-proxy", "v1", &udp], &[], 1);
-    assert!(
-        amb.stderr()
-            .contains("UDP rules do not use the PROXY protocol"),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("UDP rules do not use the PROXY protocol");
     let out = run(&["--send-proxy", "v3", "1:a:1"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }

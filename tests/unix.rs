@@ -407,12 +407,7 @@ fn a_drain_finishes_a_unix_connection_and_then_removes_the_socket() {
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_all_unix(&mut c), Vec::<u8>::new());
     assert_eq!(amb.wait_exit(IO_TIMEOUT).and_then(|s| s.code()), Some(0));
-    assert!(
-        amb.stderr()
-            .contains("1 open at SIGTERM, 1 finished, 0 reset"),
-        "{}",
-        amb.stderr()
-    );
+    amb.expect_log("1 open at SIGTERM, 1 finished, 0 reset");
     assert!(!std::path::Path::new(&front).exists());
 }
 
