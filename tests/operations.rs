@@ -232,13 +232,7 @@ fn threads_run_under_sched_batch_unless_started_under_another_policy() {
     const SCHED_BATCH: u32 = 3;
     const SCHED_IDLE: u32 = 5;
     let chrt = require("chrt", "util-linux");
-    let echo = echo_server();
-    let udp_echo = udp_server(b"");
-    let (port, udp_port) = (free_port(), free_udp_port());
-    let rules = [
-        format!("127.0.0.1:{port}:{echo}"),
-        format!("127.0.0.1:{udp_port}:{udp_echo}/udp"),
-    ];
+    let (rules, udp_port, port) = udp_and_tcp_echo_rules();
     let args: Vec<&str> = rules.iter().map(String::as_str).collect();
     for (wrapper, want) in [(&[][..], SCHED_BATCH), (&["--idle", "0"][..], SCHED_IDLE)] {
         let amb = match wrapper {

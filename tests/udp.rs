@@ -422,12 +422,7 @@ fn a_session_whose_every_target_refuses_ends_as_no_target() {
 
 #[test]
 fn a_drain_ends_udp_sessions_at_once_while_tcp_drains() {
-    let echo_udp = udp_server(b"");
-    let (udp_port, tcp_port) = (free_udp_port(), free_port());
-    let rules = [
-        format!("127.0.0.1:{udp_port}:{echo_udp}/udp"),
-        format!("127.0.0.1:{tcp_port}:{}", echo_server()),
-    ];
+    let (rules, udp_port, tcp_port) = udp_and_tcp_echo_rules();
     let mut amb = Ambassador::serve(&["--drain", "10", &rules[0], &rules[1]], &[], 2);
     let client = udp_client(local(udp_port));
     assert_eq!(udp_round_trip(&client, b"u").unwrap(), b"u");
@@ -504,12 +499,7 @@ fn a_thousand_datagrams_back_to_back_come_back_in_order() {
 
 #[test]
 fn tcp_connections_and_udp_sessions_share_one_cap() {
-    let echo_udp = udp_server(b"");
-    let (udp_port, tcp_port) = (free_udp_port(), free_port());
-    let rules = [
-        format!("127.0.0.1:{udp_port}:{echo_udp}/udp"),
-        format!("127.0.0.1:{tcp_port}:{}", echo_server()),
-    ];
+    let (rules, udp_port, tcp_port) = udp_and_tcp_echo_rules();
     let amb = Ambassador::serve(&["--max-conns", "2", &rules[0], &rules[1]], &[], 2);
     let mut tcp = connect(local(tcp_port));
     ping(&mut tcp, b't');

@@ -72,14 +72,14 @@ def dnsperf(port, queries, seconds):
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30)
     got = {}
     for line in out.stdout.splitlines():
-        words = line.split()
-        if line.strip().startswith("Queries completed:"):
+        line, words = line.strip(), line.split()
+        if line.startswith("Queries completed:"):
             got["completed"] = int(words[2])
-        elif line.strip().startswith("Queries lost:"):
+        elif line.startswith("Queries lost:"):
             got["lost"] = int(words[2])
-        elif line.strip().startswith("Queries per second:"):
+        elif line.startswith("Queries per second:"):
             got["qps"] = float(words[3])
-        elif line.strip().startswith("Average Latency (s):"):
+        elif line.startswith("Average Latency (s):"):
             got["avg_ms"] = float(words[3]) * 1000
     if len(got) != 4:
         raise RuntimeError(f"dnsperf printed no summary: {out.stdout} {out.stderr}")

@@ -497,6 +497,17 @@ pub fn counting_echo_server() -> CountingServer {
 
 /// A UDP server on a thread that sends every datagram back to its sender,
 /// prefixed with `tag` (empty: an echo); its address.
+/// A UDP and a TCP echo server, and a rule to each from a free loopback
+/// port: the two rules (UDP first), the UDP port and the TCP port.
+pub fn udp_and_tcp_echo_rules() -> ([String; 2], u16, u16) {
+    let (udp_port, tcp_port) = (free_udp_port(), free_port());
+    let rules = [
+        format!("127.0.0.1:{udp_port}:{}/udp", udp_server(b"")),
+        format!("127.0.0.1:{tcp_port}:{}", echo_server()),
+    ];
+    (rules, udp_port, tcp_port)
+}
+
 pub fn udp_server(tag: &'static [u8]) -> SocketAddr {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
     // Bursts in the tests wait here rather than being dropped by the peer.
