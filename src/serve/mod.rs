@@ -27,7 +27,7 @@ use crate::stream::accept::Acceptor;
 use crate::stream::endpoint::Listener;
 use crate::stream::unix::{self, SocketFile};
 use crate::stream::{Forwarding, Timeouts};
-use crate::udp::{self, UdpRule};
+use crate::udp::{self, Receiver, UdpRule};
 
 /// The served rules, while they run.
 pub struct Running {
@@ -35,7 +35,7 @@ pub struct Running {
     /// the metrics thread).
     counters: metrics::Counters,
     listeners: Vec<Arc<Listener>>,
-    udp: Vec<Arc<UdpRule>>,
+    udp: Vec<Arc<Receiver>>,
     limit: Arc<Limit>,
     stop: Stop,
     /// Whether trusted peers send PROXY headers (their bad ones are counted).
@@ -70,7 +70,7 @@ impl Running {
         let udp = self
             .udp
             .iter()
-            .map(|u| crate::sys::stop_listening(&u.socket));
+            .map(|u| crate::sys::stop_listening(u.socket()));
         for result in streams.chain(udp) {
             if let Err(e) = result {
                 log::warn!("cannot stop listening: {e}");
@@ -182,8 +182,15 @@ impl Running {
             }
             Bound::Udp(socket) => {
                 let (allow, limit) = (Arc::clone(&shared.allow), Arc::clone(&self.limit));
-                let udp = UdpRule::new(rule, stats, socket, config.udp_timeout, allow, limit);
-                let (udp, stop) = (Arc::new(udp), self.stop.clone());
+                let timeout = config.udp_timeout;
+                let udp = Arc::new(UdpRule {
+                    rule,
+                    stats,
+                    socket,
+                    timeout,
+                });
+                let udp = Arc::new(Receiver::new(udp, allow, limit));
+                let stop = self.stop.clone();
                 let receiving = Arc::clone(&udp);
                 thread::Builder::new()
                     .stack_size(STACK_SIZE)
