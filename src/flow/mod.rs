@@ -1,6 +1,6 @@
 //! What every flow shares, TCP or unix connection and UDP session alike,
 //! below both transports: the connection cap (limit.rs), the thread pool
-//! (pool.rs), the per-rule counters (stats.rs), the clock of the last byte
+//! (pool.rs), the per-rule counters (counters.rs), the clock of the last byte
 //! moved and the idle tick (activity.rs), the walk over a rule's targets
 //! (targets.rs), the pause after a listener's error (backoff.rs), and the
 //! flag that tells every listening thread to stop. Nothing here knows how a
@@ -8,11 +8,12 @@
 
 pub mod activity;
 pub mod backoff;
+pub mod counters;
 pub mod limit;
 pub mod pool;
-pub mod stats;
 pub mod targets;
 
+use std::ops::Index;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,9 +21,27 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     /// client -> target
-    Up = 0,
+    Up,
     /// target -> client
-    Down = 1,
+    Down,
+}
+
+/// One value for each direction, read by field or by `Direction`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerDirection<T> {
+    pub up: T,
+    pub down: T,
+}
+
+impl<T> Index<Direction> for PerDirection<T> {
+    type Output = T;
+
+    fn index(&self, dir: Direction) -> &T {
+        match dir {
+            Direction::Up => &self.up,
+            Direction::Down => &self.down,
+        }
+    }
 }
 
 /// Set once listening stops for good; every accept and receive loop holds

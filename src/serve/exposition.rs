@@ -5,14 +5,14 @@
 
 use std::fmt::Write;
 
-use crate::flow::stats::Counts;
+use crate::flow::counters::Reading;
 
 /// One rule's reading: the rule as --check prints it, its targets as the
 /// rule writes them, and its counters.
 pub struct RuleReading {
     pub rule: String,
     pub targets: Vec<String>,
-    pub counts: Counts,
+    pub reading: Reading,
 }
 
 /// The process's own figures, as Prometheus' client libraries export them.
@@ -61,7 +61,7 @@ pub fn render(rules: &[RuleReading], process: &Process, version: &str) -> String
             &mut out,
             "ambassador_connections_open",
             &[("rule", &r.rule)],
-            r.counts.open,
+            r.reading.open,
         );
     }
     family(
@@ -71,7 +71,7 @@ pub fn render(rules: &[RuleReading], process: &Process, version: &str) -> String
         "Clients since the start, by what became of them.",
     );
     for r in rules {
-        let c = &r.counts;
+        let c = &r.reading;
         for (outcome, n) in [
             ("served", c.served),
             ("denied", c.denied),
@@ -90,7 +90,7 @@ pub fn render(rules: &[RuleReading], process: &Process, version: &str) -> String
         "Bytes delivered: up is client to target, down target to client.",
     );
     for r in rules {
-        for (direction, n) in [("up", r.counts.bytes[0]), ("down", r.counts.bytes[1])] {
+        for (direction, n) in [("up", r.reading.bytes.up), ("down", r.reading.bytes.down)] {
             let labels = [("rule", r.rule.as_str()), ("direction", direction)];
             sample(&mut out, "ambassador_bytes_total", &labels, n);
         }
@@ -102,8 +102,8 @@ pub fn render(rules: &[RuleReading], process: &Process, version: &str) -> String
         "Tries of each target of a rule's failover list, by result.",
     );
     for r in rules {
-        for (target, [ok, failed]) in r.targets.iter().zip(&r.counts.targets) {
-            for (result, n) in [("ok", *ok), ("failed", *failed)] {
+        for (target, t) in r.targets.iter().zip(&r.reading.targets) {
+            for (result, n) in [("ok", t.ok), ("failed", t.failed)] {
                 let labels = [
                     ("rule", r.rule.as_str()),
                     ("target", target),
@@ -186,20 +186,25 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::counters::TargetReading;
+    use crate::flow::PerDirection;
 
     fn reading(rule: &str, targets: &[&str]) -> RuleReading {
         RuleReading {
             rule: rule.to_string(),
             targets: targets.iter().map(|t| t.to_string()).collect(),
-            counts: Counts {
+            reading: Reading {
                 open: 2,
                 served: 10,
                 denied: 3,
                 no_target: 1,
                 over_cap: 0,
                 bad_header: 4,
-                bytes: [1000, 2000],
-                targets: vec![[9, 1]; targets.len()],
+                bytes: PerDirection {
+                    up: 1000,
+                    down: 2000,
+                },
+                targets: vec![TargetReading { ok: 9, failed: 1 }; targets.len()],
             },
         }
     }

@@ -15,8 +15,8 @@ use super::exposition::{self, RuleReading};
 use super::process;
 use crate::config::rule::Rule;
 use crate::error::Error;
+use crate::flow::counters::Counters;
 use crate::flow::pool::STACK_SIZE;
-use crate::flow::stats::Stats;
 
 /// How long a client has to send its whole request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
@@ -25,11 +25,11 @@ const REQUEST_MAX: usize = 8 * 1024;
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every rule and its counters, in the configuration's order.
-pub type Counters = Arc<Vec<(Rule, Arc<Stats>)>>;
+pub type RuleCounters = Arc<Vec<(Rule, Arc<Counters>)>>;
 
 /// Binds `addr` (exit 1 if it cannot) and serves /metrics on a thread of
 /// its own until the process ends.
-pub fn start(addr: SocketAddr, counters: Counters) -> Result<(), Error> {
+pub fn start(addr: SocketAddr, counters: RuleCounters) -> Result<(), Error> {
     let listener = TcpListener::bind(addr).map_err(|source| Error::Bind {
         listen: format!("{addr} (--metrics)"),
         source,
@@ -51,7 +51,7 @@ pub fn start(addr: SocketAddr, counters: Counters) -> Result<(), Error> {
 }
 
 /// Reads one request and answers it; a failure concerns this client only.
-fn answer(mut conn: TcpStream, counters: &Counters) {
+fn answer(mut conn: TcpStream, counters: &RuleCounters) {
     let reply = match read_request(&mut conn) {
         Ok(head) => respond(&head, counters),
         Err(e) => {
@@ -95,7 +95,7 @@ fn read_request(conn: &mut TcpStream) -> io::Result<Vec<u8>> {
 }
 
 /// The whole HTTP response to a request head.
-fn respond(head: &[u8], counters: &Counters) -> Vec<u8> {
+fn respond(head: &[u8], counters: &RuleCounters) -> Vec<u8> {
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split(' ');
@@ -126,13 +126,13 @@ fn respond(head: &[u8], counters: &Counters) -> Vec<u8> {
 }
 
 /// The /metrics page now.
-fn page(counters: &Counters) -> String {
+fn page(counters: &RuleCounters) -> String {
     let rules: Vec<RuleReading> = counters
         .iter()
-        .map(|(rule, stats)| RuleReading {
+        .map(|(rule, counters)| RuleReading {
             rule: rule.to_string(),
             targets: rule.targets.iter().map(|t| t.to_string()).collect(),
-            counts: stats.counts(),
+            reading: counters.read(),
         })
         .collect();
     exposition::render(&rules, &process::read(), env!("CARGO_PKG_VERSION"))
@@ -143,9 +143,9 @@ mod tests {
     use super::*;
     use crate::config::rule::Source;
 
-    fn counters() -> Counters {
+    fn counters() -> RuleCounters {
         let rule = Rule::parse("127.0.0.1:1:a:1", Source::Argument(1)).unwrap();
-        Arc::new(vec![(rule, Arc::new(Stats::new(1)))])
+        Arc::new(vec![(rule, Arc::new(Counters::new(1)))])
     }
 
     fn status(reply: &[u8]) -> String {

@@ -19,9 +19,9 @@ use crate::config::allow::AllowList;
 use crate::config::rule::{Listen, Rule};
 use crate::config::Config;
 use crate::error::Error;
+use crate::flow::counters::Counters;
 use crate::flow::limit::Limit;
 use crate::flow::pool::{PARK_TIME, STACK_SIZE};
-use crate::flow::stats::Stats;
 use crate::flow::Stop;
 use crate::stream::accept::Acceptor;
 use crate::stream::endpoint::Listener;
@@ -33,7 +33,7 @@ use crate::udp::{self, Receiver, UdpRule};
 pub struct Running {
     /// Every rule's counters, in the configuration's order (shared with
     /// the metrics thread).
-    counters: metrics::Counters,
+    counters: metrics::RuleCounters,
     listeners: Vec<Arc<Listener>>,
     udp: Vec<Arc<Receiver>>,
     limit: Arc<Limit>,
@@ -48,10 +48,10 @@ pub struct Running {
 impl Running {
     /// Logs one line of counters per rule.
     pub fn log_counters(&self) {
-        for (rule, stats) in self.counters.iter() {
+        for (rule, counters) in self.counters.iter() {
             let udp = matches!(rule.listen, Listen::Udp(_));
             let headers = self.accept_proxy && !udp;
-            log::info!("rule {rule}: {}", stats.summary(udp, headers));
+            log::info!("rule {rule}: {}", counters.summary(udp, headers));
         }
     }
 
@@ -108,11 +108,11 @@ pub fn start(config: &Config) -> Result<Running, Error> {
         bound.push(bind(rule, config, &mut files)?);
     }
     log_options(config);
-    let counters: metrics::Counters = Arc::new(
+    let counters: metrics::RuleCounters = Arc::new(
         config
             .rules
             .iter()
-            .map(|r| (r.clone(), Arc::new(Stats::new(r.targets.len()))))
+            .map(|r| (r.clone(), Arc::new(Counters::new(r.targets.len()))))
             .collect(),
     );
     let mut running = Running {
@@ -128,8 +128,8 @@ pub fn start(config: &Config) -> Result<Running, Error> {
         allow: Arc::new(config.allow.clone()),
         accept_proxy: Arc::new(config.accept_proxy.clone()),
     };
-    for ((rule, stats), socket) in counters.iter().zip(bound) {
-        running.serve(rule.clone(), Arc::clone(stats), socket, config, &shared)?;
+    for ((rule, counters), socket) in counters.iter().zip(bound) {
+        running.serve(rule.clone(), Arc::clone(counters), socket, config, &shared)?;
         log::info!(
             "listening on {}{}, forwarding to {} ({})",
             rule.listen,
@@ -156,7 +156,7 @@ impl Running {
     fn serve(
         &mut self,
         rule: Rule,
-        stats: Arc<Stats>,
+        counters: Arc<Counters>,
         socket: Bound,
         config: &Config,
         shared: &Shared,
@@ -166,7 +166,7 @@ impl Running {
                 let listener = Arc::new(listener);
                 let fwd = Forwarding {
                     rule,
-                    stats,
+                    counters,
                     timeouts: Timeouts {
                         connect: config.connect_timeout,
                         idle: config.idle_timeout,
@@ -185,7 +185,7 @@ impl Running {
                 let timeout = config.udp_timeout;
                 let udp = Arc::new(UdpRule {
                     rule,
-                    stats,
+                    counters,
                     socket,
                     timeout,
                 });

@@ -14,15 +14,15 @@ use super::client::Client;
 use super::endpoint::{Peer, Stream};
 use crate::config::seconds::Secs;
 use crate::flow::activity::Activity;
+use crate::flow::counters::Counters;
 use crate::flow::limit::Permit;
-use crate::flow::stats::Stats;
-use crate::flow::Direction;
+use crate::flow::{Direction, PerDirection};
 
 /// One end of a relayed connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
-    Client = 0,
-    Target = 1,
+    Client,
+    Target,
 }
 
 impl Side {
@@ -59,56 +59,66 @@ struct Ending {
     aborted: Option<String>,
 }
 
-/// Who and where a connection joins: the client and the target reached,
-/// each with who is at its other end.
+/// What a connection joins: the client's stream and who the client is,
+/// the target's stream and whom it reached.
 pub struct Ends {
-    pub client: Stream,
-    pub peer: Client,
-    pub target: Stream,
-    pub reached: Peer,
+    pub client_stream: Stream,
+    pub client: Client,
+    pub target_stream: Stream,
+    pub target: Peer,
 }
 
 /// An open, relayed connection.
 pub struct Conn {
-    streams: [Stream; 2],
-    peer: Client,
-    reached: Peer,
+    client_stream: Stream,
+    target_stream: Stream,
+    client: Client,
+    target: Peer,
     activity: Activity,
     /// --idle-timeout; without it, bytes moved are not timed.
     idle: Option<Duration>,
     /// Bytes delivered, by `Direction`: each copier stores its total when done.
-    bytes: [AtomicU64; 2],
+    bytes: PerDirection<AtomicU64>,
     torn_down: AtomicBool,
     ending: Mutex<Ending>,
-    stats: Arc<Stats>,
+    counters: Arc<Counters>,
     _permit: Permit,
 }
 
 impl Conn {
     /// A connection that reached its target, counted open in its rule.
-    pub fn new(ends: Ends, idle: Option<Duration>, stats: Arc<Stats>, permit: Permit) -> Conn {
-        stats.opened();
+    pub fn new(
+        ends: Ends,
+        idle: Option<Duration>,
+        counters: Arc<Counters>,
+        permit: Permit,
+    ) -> Conn {
+        counters.opened();
         Conn {
-            streams: [ends.client, ends.target],
-            peer: ends.peer,
-            reached: ends.reached,
+            client_stream: ends.client_stream,
+            target_stream: ends.target_stream,
+            client: ends.client,
+            target: ends.target,
             activity: Activity::new(),
             idle,
-            bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+            bytes: PerDirection::default(),
             torn_down: AtomicBool::new(false),
             ending: Mutex::new(Ending::default()),
-            stats,
+            counters,
             _permit: permit,
         }
     }
 
     /// Who the client is.
-    pub fn peer(&self) -> &Client {
-        &self.peer
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     pub fn stream(&self, side: Side) -> &Stream {
-        &self.streams[side as usize]
+        match side {
+            Side::Client => &self.client_stream,
+            Side::Target => &self.target_stream,
+        }
     }
 
     pub fn is_torn_down(&self) -> bool {
@@ -140,7 +150,7 @@ impl Conn {
     /// Counts `n` bytes delivered in `dir` in the rule's counters, and the
     /// moment for --idle-timeout.
     pub fn delivered(&self, dir: Direction, n: usize) {
-        self.stats.delivered(dir, n);
+        self.counters.delivered(dir, n);
         if self.idle.is_some() {
             self.activity.touch();
         }
@@ -148,7 +158,7 @@ impl Conn {
 
     /// Records a direction's total for the closing line, once it is done.
     pub fn finished(&self, dir: Direction, total: u64) {
-        self.bytes[dir as usize].store(total, Ordering::Relaxed);
+        self.bytes[dir].store(total, Ordering::Relaxed);
     }
 
     /// Called when a blocking read or write timed out: an error once the
@@ -174,7 +184,7 @@ impl Conn {
         if self.torn_down.swap(true, Ordering::AcqRel) {
             return;
         }
-        for stream in &self.streams {
+        for stream in [&self.client_stream, &self.target_stream] {
             stream.abort();
         }
     }
@@ -182,7 +192,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.stats.closed();
+        self.counters.closed();
         if !log::log_enabled!(log::Level::Debug) {
             return;
         }
@@ -195,11 +205,11 @@ impl Drop for Conn {
         };
         log::debug!(
             "{} -> {}: closed after {}, {} bytes up, {} bytes down, {}",
-            self.peer,
-            self.reached,
+            self.client,
+            self.target,
             Secs(self.activity.age()),
-            self.bytes[0].load(Ordering::Relaxed),
-            self.bytes[1].load(Ordering::Relaxed),
+            self.bytes.up.load(Ordering::Relaxed),
+            self.bytes.down.load(Ordering::Relaxed),
             why,
         );
     }

@@ -10,25 +10,25 @@ use std::time::Duration;
 
 use super::endpoint::{Peer, Stream};
 use crate::config::rule::{Rule, Target};
-use crate::flow::stats::Stats;
+use crate::flow::counters::Counters;
 use crate::flow::targets::{first_answer, resolve};
 use crate::sys;
 
 /// Tries every target of the rule in order, warning for each that fails
-/// and counting each try in `stats`; the first stream made and whom it
+/// and counting each try in `counters`; the first stream made and whom it
 /// reached, or None.
-pub fn connect(rule: &Rule, timeout: Duration, stats: &Stats) -> Option<(Stream, Peer)> {
+pub fn connect(rule: &Rule, timeout: Duration, counters: &Counters) -> Option<(Stream, Peer)> {
     let found = first_answer(
         &rule.targets,
         0,
         |target| connect_target(target, timeout),
         |index, target, e| {
-            stats.target_tried(index, false);
+            counters.target_tried(index, false);
             log::warn!("rule {rule}: target {target} failed: {e}");
         },
     );
     let (index, reached) = found?;
-    stats.target_tried(index, true);
+    counters.target_tried(index, true);
     Some(reached)
 }
 

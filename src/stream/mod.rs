@@ -22,8 +22,8 @@ use std::time::Duration;
 use crate::config::allow::AllowList;
 use crate::config::rule::Rule;
 use crate::config::SendProxy;
+use crate::flow::counters::Counters;
 use crate::flow::limit::Limit;
-use crate::flow::stats::Stats;
 
 /// The timeouts every connection shares.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ pub struct Timeouts {
 /// How one stream rule forwards: what every connection of it shares.
 pub struct Forwarding {
     pub rule: Rule,
-    pub stats: Arc<Stats>,
+    pub counters: Arc<Counters>,
     pub timeouts: Timeouts,
     pub allow: Arc<AllowList>,
     /// Peers that must begin with a PROXY header (--accept-proxy).

@@ -29,8 +29,8 @@ pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
         return;
     };
     let rule = &fwd.rule;
-    let Some((target, reached)) = connect(rule, fwd.timeouts.connect, &fwd.stats) else {
-        fwd.stats.no_target();
+    let Some((target, reached)) = connect(rule, fwd.timeouts.connect, &fwd.counters) else {
+        fwd.counters.no_target();
         log::warn!("rule {rule}: no target answered; closing client {client}");
         // A reset, not a FIN: the client must not mistake this for an empty reply.
         stream.reset_on_drop();
@@ -46,10 +46,10 @@ pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
     }
     log::debug!("{client} -> {reached}: open (rule {rule})");
     let ends = Ends {
-        client: stream,
-        peer: client,
-        target,
-        reached,
+        client_stream: stream,
+        client,
+        target_stream: target,
+        target: reached,
     };
     relay(ends, fwd, permit, &prefix);
 }
@@ -69,7 +69,7 @@ fn identify(stream: &Stream, peer: Peer, fwd: &Forwarding) -> Option<(Client, Ve
             Some((Client { peer, proxied }, rest))
         }
         Err(e) => {
-            fwd.stats.bad_header();
+            fwd.counters.bad_header();
             log::warn!("rule {}: {peer}: {e}; reset", fwd.rule);
             stream.reset_on_drop();
             None
@@ -82,7 +82,7 @@ fn identify(stream: &Stream, peer: Peer, fwd: &Forwarding) -> Option<(Client, Ve
 /// connection is made for it.
 fn admit(stream: &Stream, client: &Client, fwd: &Forwarding) -> Option<Permit> {
     if client.ip().is_some_and(|ip| !fwd.allow.permits(ip)) {
-        fwd.stats.denied();
+        fwd.counters.denied();
         log::debug!("rule {}: {client} is not allowed; reset", fwd.rule);
         stream.reset_on_drop();
         return None;
@@ -94,20 +94,20 @@ fn admit(stream: &Stream, client: &Client, fwd: &Forwarding) -> Option<Permit> {
 /// already read from the client) reaches the target first.
 fn relay(ends: Ends, fwd: &Forwarding, permit: Permit, prefix: &[u8]) {
     let idle = fwd.timeouts.idle;
-    for stream in [&ends.client, &ends.target] {
+    for stream in [&ends.client_stream, &ends.target_stream] {
         stream.set_nodelay();
         if let Some(idle) = idle {
             let _ = stream.set_timeouts(Some(tick(idle)));
         }
     }
     if idle.is_none() {
-        ends.client.clear_inherited_timeout();
+        ends.client_stream.clear_inherited_timeout();
     }
-    let conn = Arc::new(Conn::new(ends, idle, Arc::clone(&fwd.stats), permit));
+    let conn = Arc::new(Conn::new(ends, idle, Arc::clone(&fwd.counters), permit));
     let down = Arc::clone(&conn);
     if let Err(e) = Pool::global().run(move || copy(&down, Direction::Down, &[])) {
-        let (rule, peer) = (&fwd.rule, conn.peer());
-        log::warn!("rule {rule}: dropping client {peer}: cannot start a thread: {e}");
+        let (rule, client) = (&fwd.rule, conn.client());
+        log::warn!("rule {rule}: dropping client {client}: cannot start a thread: {e}");
         conn.note_abort(|| format!("no thread: {e}"));
         conn.teardown();
         return;

@@ -80,7 +80,7 @@ impl Receiver {
             backoff.reset();
             for (datagram, client, arrival) in (0..count).filter_map(|i| batch.get(i)) {
                 if !self.allow.permits(client.ip()) {
-                    self.udp.stats.denied();
+                    self.udp.counters.denied();
                     log::debug!("rule {rule}: {client} is not allowed; datagram dropped");
                     continue;
                 }
@@ -114,7 +114,7 @@ impl Receiver {
     ) -> Option<Arc<Session>> {
         let rule = &self.udp.rule;
         let Some(permit) = self.limit.try_acquire() else {
-            self.udp.stats.over_cap();
+            self.udp.counters.over_cap();
             log::debug!("rule {rule}: {client}: --max-conns reached; datagram dropped");
             return None;
         };
@@ -158,7 +158,7 @@ impl Receiver {
         if table.get(&client).is_some_and(|s| Arc::ptr_eq(s, session)) {
             table.remove(&client);
             if session.counted() {
-                self.udp.stats.closed();
+                self.udp.counters.closed();
             }
         }
     }

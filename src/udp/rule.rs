@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::rule::Rule;
 use crate::error::Error;
-use crate::flow::stats::Stats;
+use crate::flow::counters::Counters;
 use crate::sys;
 
 /// The receive buffer asked for the listening socket, which every client
@@ -20,7 +20,7 @@ const LISTEN_BUFFER: i32 = 4 << 20;
 /// A UDP rule being served.
 pub struct UdpRule {
     pub rule: Rule,
-    pub stats: Arc<Stats>,
+    pub counters: Arc<Counters>,
     /// The listening socket; replies leave through it too.
     pub socket: UdpSocket,
     /// --udp-timeout

@@ -75,7 +75,7 @@ impl Session {
     /// (the table decides, under its lock); returns why it ended.
     pub fn serve(self: &Arc<Self>, udp: &Arc<UdpRule>, expire: impl Fn() -> bool) -> String {
         if !self.fail_over(udp, 0) {
-            udp.stats.no_target();
+            udp.counters.no_target();
             log::warn!(
                 "rule {}: no target answered; dropping the datagrams of {}",
                 udp.rule,
@@ -84,7 +84,7 @@ impl Session {
             return "no target answered".to_string();
         }
         self.counted.store(true, Ordering::Release);
-        udp.stats.opened();
+        udp.counters.opened();
         log::debug!(
             "{} -> {}: UDP session open (rule {})",
             self.client,
@@ -157,7 +157,7 @@ impl Session {
 
     fn count_up(&self, udp: &UdpRule, n: usize) {
         self.up.add(1, n as u64);
-        udp.stats.delivered(Direction::Up, n);
+        udp.counters.delivered(Direction::Up, n);
     }
 
     /// Reaches the first target from index `from` on, then sends what
@@ -201,7 +201,7 @@ impl Session {
         let (session, moving) = (Arc::clone(self), Arc::clone(udp));
         let job = move || {
             if !session.fail_over(&moving, next) {
-                moving.stats.no_target();
+                moving.counters.no_target();
                 log::warn!(
                     "rule {}: no target answered; ending the session of {}",
                     moving.rule,
@@ -239,7 +239,7 @@ impl Session {
                         Ok(_) => {
                             datagrams += 1;
                             bytes += n as u64;
-                            udp.stats.delivered(Direction::Down, n);
+                            udp.counters.delivered(Direction::Down, n);
                         }
                         Err(e) => log::debug!("{}: reply not sent: {e}", self.client),
                     }

@@ -35,12 +35,12 @@ impl Upstream {
             from,
             |target| resolve_first(target).and_then(|addr| self.connect(addr)),
             |index, target, e| {
-                udp.stats.target_tried(index, false);
+                udp.counters.target_tried(index, false);
                 log::warn!("rule {}: target {target} failed: {e}", udp.rule);
             },
         );
         let (index, addr) = found?;
-        udp.stats.target_tried(index, true);
+        udp.counters.target_tried(index, true);
         *self.lock_target() = (index, Some(addr));
         Some(index)
     }
@@ -49,7 +49,7 @@ impl Upstream {
     /// and warned of.
     pub fn refused(&self, udp: &UdpRule) {
         let (index, addr) = self.target();
-        udp.stats.target_tried(index, false);
+        udp.counters.target_tried(index, false);
         let at = addr.map_or_else(String::new, |a| format!(" at {a}"));
         log::warn!(
             "rule {}: target {} refused (port unreachable{at}); trying the next target",

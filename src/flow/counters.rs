@@ -2,15 +2,15 @@
 //! atomics, bumped when a client is turned away, when a connection or
 //! session opens and closes, when a target is tried, and by the copiers as
 //! they deliver bytes. Nothing here is on a lock or waits; readers take a
-//! `Counts` snapshot.
+//! `Reading`, a snapshot of them all.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::Direction;
+use super::{Direction, PerDirection};
 
 /// What one rule has done since the start.
 #[derive(Debug)]
-pub struct Stats {
+pub struct Counters {
     /// Connections (or UDP sessions) open now.
     open: AtomicU64,
     /// Connections that reached a target, open or since closed.
@@ -25,9 +25,16 @@ pub struct Stats {
     bad_header: AtomicU64,
     /// Bytes delivered, by `Direction`: each on a cache line of its own, as
     /// the two directions are counted by two threads at once.
-    bytes: [Line; 2],
-    /// Per target of the rule, in its order: [connects that worked, failed].
-    targets: Box<[[AtomicU64; 2]]>,
+    bytes: PerDirection<Line>,
+    /// Per target of the rule, in its order.
+    targets: Box<[TargetCounters]>,
+}
+
+/// Connects to one target, by outcome.
+#[derive(Debug, Default)]
+struct TargetCounters {
+    ok: AtomicU64,
+    failed: AtomicU64,
 }
 
 /// A counter alone on its cache line.
@@ -37,7 +44,7 @@ struct Line(AtomicU64);
 
 /// One reading of a rule's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counts {
+pub struct Reading {
     pub open: u64,
     pub served: u64,
     pub denied: u64,
@@ -45,15 +52,22 @@ pub struct Counts {
     pub over_cap: u64,
     pub bad_header: u64,
     /// Bytes up (client to target) and down.
-    pub bytes: [u64; 2],
-    /// Per target: [ok, failed].
-    pub targets: Vec<[u64; 2]>,
+    pub bytes: PerDirection<u64>,
+    /// Per target, in the rule's order.
+    pub targets: Vec<TargetReading>,
 }
 
-impl Stats {
+/// Connects to one target: how many worked and how many failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetReading {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+impl Counters {
     /// Counters for a rule with `targets` targets.
-    pub fn new(targets: usize) -> Stats {
-        Stats {
+    pub fn new(targets: usize) -> Counters {
+        Counters {
             open: AtomicU64::new(0),
             served: AtomicU64::new(0),
             denied: AtomicU64::new(0),
@@ -94,29 +108,36 @@ impl Stats {
 
     /// Target `index` of the rule was tried: it answered (`ok`) or not.
     pub fn target_tried(&self, index: usize, ok: bool) {
-        if let Some(counts) = self.targets.get(index) {
-            counts[usize::from(!ok)].fetch_add(1, Relaxed);
+        if let Some(target) = self.targets.get(index) {
+            let outcome = if ok { &target.ok } else { &target.failed };
+            outcome.fetch_add(1, Relaxed);
         }
     }
 
     pub fn delivered(&self, dir: Direction, n: usize) {
-        self.bytes[dir as usize].0.fetch_add(n as u64, Relaxed);
+        self.bytes[dir].0.fetch_add(n as u64, Relaxed);
     }
 
     /// Every counter now.
-    pub fn counts(&self) -> Counts {
-        Counts {
+    pub fn read(&self) -> Reading {
+        Reading {
             open: self.open.load(Relaxed),
             served: self.served.load(Relaxed),
             denied: self.denied.load(Relaxed),
             no_target: self.no_target.load(Relaxed),
             over_cap: self.over_cap.load(Relaxed),
             bad_header: self.bad_header.load(Relaxed),
-            bytes: [self.bytes[0].0.load(Relaxed), self.bytes[1].0.load(Relaxed)],
+            bytes: PerDirection {
+                up: self.bytes.up.0.load(Relaxed),
+                down: self.bytes.down.0.load(Relaxed),
+            },
             targets: self
                 .targets
                 .iter()
-                .map(|[ok, failed]| [ok.load(Relaxed), failed.load(Relaxed)])
+                .map(|t| TargetReading {
+                    ok: t.ok.load(Relaxed),
+                    failed: t.failed.load(Relaxed),
+                })
                 .collect(),
         }
     }
@@ -125,7 +146,7 @@ impl Stats {
     /// datagrams dropped over --max-conns, and a rule whose clients may send
     /// PROXY headers the bad ones.
     pub fn summary(&self, udp: bool, headers: bool) -> String {
-        let c = self.counts();
+        let c = self.read();
         let mut tail = String::new();
         if udp {
             tail += &format!(", over cap {}", c.over_cap);
@@ -135,7 +156,7 @@ impl Stats {
         }
         format!(
             "open {}, served {}, denied {}, no target {}, bytes up {}, bytes down {}{tail}",
-            c.open, c.served, c.denied, c.no_target, c.bytes[0], c.bytes[1],
+            c.open, c.served, c.denied, c.no_target, c.bytes.up, c.bytes.down,
         )
     }
 }
@@ -146,40 +167,41 @@ mod tests {
 
     #[test]
     fn counts_each_event() {
-        let stats = Stats::new(2);
-        stats.opened();
-        stats.opened();
-        stats.closed();
-        stats.denied();
-        stats.no_target();
-        stats.no_target();
-        stats.delivered(Direction::Up, 10);
-        stats.delivered(Direction::Down, 7);
-        stats.delivered(Direction::Up, 5);
-        stats.over_cap();
-        stats.bad_header();
+        let counters = Counters::new(2);
+        counters.opened();
+        counters.opened();
+        counters.closed();
+        counters.denied();
+        counters.no_target();
+        counters.no_target();
+        counters.delivered(Direction::Up, 10);
+        counters.delivered(Direction::Down, 7);
+        counters.delivered(Direction::Up, 5);
+        counters.over_cap();
+        counters.bad_header();
         assert_eq!(
-            stats.summary(false, false),
+            counters.summary(false, false),
             "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7"
         );
         assert_eq!(
-            stats.summary(true, false),
+            counters.summary(true, false),
             "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7, over cap 1"
         );
         assert_eq!(
-            stats.summary(false, true),
+            counters.summary(false, true),
             "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7, bad header 1"
         );
     }
 
     #[test]
     fn targets_are_counted_by_index_and_outcome() {
-        let stats = Stats::new(2);
-        stats.target_tried(0, false);
-        stats.target_tried(1, true);
-        stats.target_tried(1, true);
+        let counters = Counters::new(2);
+        counters.target_tried(0, false);
+        counters.target_tried(1, true);
+        counters.target_tried(1, true);
         // An index past the list (cannot happen) is ignored, not a panic.
-        stats.target_tried(7, true);
-        assert_eq!(stats.counts().targets, [[0, 1], [2, 0]]);
+        counters.target_tried(7, true);
+        let reading = |ok, failed| TargetReading { ok, failed };
+        assert_eq!(counters.read().targets, [reading(0, 1), reading(2, 0)]);
     }
 }
