@@ -1,8 +1,8 @@
 //! --healthcheck, for HEALTHCHECK in an image with no shell: for each rule,
 //! connect to its listen port on loopback (or on its own address, or its
-//! unix path) and to one of its targets, and print one line per rule. UDP has no handshake:
-//! for a UDP rule, the port must be held by a UDP socket (binding it here
-//! fails) and a target name must resolve.
+//! unix path) and to one of its targets, and print one line per rule. UDP
+//! has no handshake: for a UDP rule, the port must be held by a UDP socket
+//! (binding it here fails) and a target name must resolve.
 //!
 //! Docker runs a HEALTHCHECK command with the container's environment but
 //! not with its CMD arguments, so with no RULE arguments of its own the

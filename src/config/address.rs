@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A unix stream socket's path: `/absolute/path`, or `@name` in Linux's
 /// abstract namespace (no file; any process in the network namespace may
-/// connect). Checked when made: see address.rs.
+/// connect). Checked when made: see `UnixPath::parse`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnixPath(String);
 

@@ -1,5 +1,5 @@
 //! The command line: getopts options and the usage text. Values stay as the
-//! user typed them; config.rs validates them.
+//! user typed them; mod.rs validates them.
 
 use std::ffi::OsString;
 

@@ -1,9 +1,11 @@
 //! Arguments and environment to rules, the first stage: the command line
-//! (cli.rs), link variables (env.rs), the RULE syntax (rule.rs, its address
-//! fields in address.rs), address ranges (allow.rs) and durations
-//! (seconds.rs), gathered here into one validated `Config`: option values checked, argument and environment
-//! rules merged, identical duplicates dropped, rules that cannot both run
-//! rejected. Pure: nothing here touches the network or the process.
+//! (cli.rs), link variables (env.rs), the RULE syntax (rule.rs, with its
+//! targets in target.rs and its address fields in address.rs), address
+//! ranges (allow.rs) and durations (seconds.rs), gathered here into one
+//! validated `Config`: option values checked, argument and environment
+//! rules merged, identical duplicates dropped, rules whose listen sides
+//! clash (rule.rs says when) rejected. Pure: nothing here touches the
+//! network or the process.
 
 mod address;
 pub mod allow;
@@ -11,15 +13,16 @@ pub mod cli;
 pub mod env;
 pub mod rule;
 pub mod seconds;
+mod target;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use self::address::{parse_listen_host, parse_port, split_fields};
 use self::allow::AllowList;
 use self::cli::Args;
 use self::env::rules_from_env;
-use self::rule::{Listen, Rule, Source};
+use self::rule::{Rule, Source};
 use crate::error::Error;
 
 /// The connect timeout when --connect-timeout is not given.
@@ -185,31 +188,6 @@ fn parse_seconds(option: &str, text: &str) -> Result<Duration, Error> {
                 "{option} {text:?}: expected seconds from 0.001 to 31536000, e.g. 10 or 0.5"
             ))
         })
-}
-
-impl Listen {
-    /// Why two rules could not both listen here, if they could not: the
-    /// same transport and port on the same address, or on addresses the
-    /// kernel would not let both be bound (a wildcard covering the other;
-    /// [::] covers IPv4 too, as Linux binds it dual-stack); the same unix
-    /// path. A TCP and a UDP rule may share a port.
-    pub fn clash(&self, other: &Listen) -> Option<&'static str> {
-        const SAME: &str = "listen on the same address with different targets";
-        let (a, b) = match (self, other) {
-            (Listen::Unix(a), Listen::Unix(b)) => return (a == b).then_some(SAME),
-            (Listen::Tcp(a), Listen::Tcp(b)) | (Listen::Udp(a), Listen::Udp(b)) => (a, b),
-            _ => return None,
-        };
-        if a.port() != b.port() {
-            return None;
-        }
-        let (x, y) = (a.ip(), b.ip());
-        if x == y {
-            return Some(SAME);
-        }
-        let covers = |w: IpAddr, o: IpAddr| w.is_unspecified() && (w.is_ipv6() || o.is_ipv4());
-        (covers(x, y) || covers(y, x)).then_some("listen on overlapping addresses")
-    }
 }
 
 /// `[HOST:]PORT` as a rule's listen side reads it: 0.0.0.0 without a host.

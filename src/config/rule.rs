@@ -1,15 +1,18 @@
-//! Plain data for what ambassador forwards: a `Rule` listens at one `Listen`
-//! (an address and port, TCP or UDP, or a unix socket) and forwards to
-//! `Target`s tried in order (hosts and ports, or unix sockets). Parsing one
-//! RULE string and telling whether two listen sides clash live here;
-//! `Display` writes a rule back in the same syntax, so `--check` output can
-//! be pasted back as arguments. Nothing here touches the network.
+//! Plain data for what ambassador forwards: a `Rule` listens at one
+//! `Listen` (an address and port, TCP or UDP, or a unix socket) and
+//! forwards to `Target`s tried in order (hosts and ports, or unix sockets:
+//! target.rs). Parsing one RULE string and telling whether two listen sides
+//! clash live here; `Display` writes a rule back in the same syntax, so
+//! `--check` output can be pasted back as arguments. Nothing here touches
+//! the network.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub use super::address::UnixPath;
-use super::address::{parse_listen_host, parse_port, parse_target_host, split_fields};
+use super::address::{parse_listen_host, parse_port, split_fields};
+use super::target::target_from_fields;
+pub use super::target::Target;
 
 /// The syntax of a RULE, repeated in error messages.
 pub const RULE_SYNTAX: &str = "expected LISTEN:TARGET[,TARGET...][/tcp|/udp], \
@@ -29,17 +32,6 @@ pub enum Listen {
     Tcp(SocketAddr),
     /// A UDP port, likewise.
     Udp(SocketAddr),
-    /// A unix stream socket.
-    Unix(UnixPath),
-}
-
-/// A place to forward to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A host and port over the network. `host` is a name, an IPv4 or an
-    /// IPv6 address (without brackets); names are resolved at each
-    /// connection, not here.
-    Net { host: String, port: u16 },
     /// A unix stream socket.
     Unix(UnixPath),
 }
@@ -87,6 +79,29 @@ impl Listen {
             Listen::Udp(_) => Proto::Udp,
             Listen::Tcp(_) | Listen::Unix(_) => Proto::Tcp,
         }
+    }
+
+    /// Why two rules could not both listen here, if they could not: the
+    /// same transport and port on the same address, or on addresses the
+    /// kernel would not let both be bound (a wildcard covering the other;
+    /// [::] covers IPv4 too, as Linux binds it dual-stack); the same unix
+    /// path. A TCP and a UDP rule may share a port.
+    pub fn clash(&self, other: &Listen) -> Option<&'static str> {
+        const SAME: &str = "listen on the same address with different targets";
+        let (a, b) = match (self, other) {
+            (Listen::Unix(a), Listen::Unix(b)) => return (a == b).then_some(SAME),
+            (Listen::Tcp(a), Listen::Tcp(b)) | (Listen::Udp(a), Listen::Udp(b)) => (a, b),
+            _ => return None,
+        };
+        if a.port() != b.port() {
+            return None;
+        }
+        let (x, y) = (a.ip(), b.ip());
+        if x == y {
+            return Some(SAME);
+        }
+        let covers = |w: IpAddr, o: IpAddr| w.is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+        (covers(x, y) || covers(y, x)).then_some("listen on overlapping addresses")
     }
 }
 
@@ -177,39 +192,6 @@ fn parse_listen(fields: &[&str], proto: Proto) -> Result<Listen, String> {
     };
     let port = parse_port(port, "listen port")?;
     Ok(Listen::new(proto, SocketAddr::new(ip, port)))
-}
-
-impl Target {
-    /// Parses one `HOST:PORT` or `unix:PATH` target, HOST being a name,
-    /// IPv4 or `[IPv6]`.
-    pub fn parse(text: &str) -> Result<Target, String> {
-        match split_fields(text)?.as_slice() {
-            [host, port] => target_from_fields(host, port),
-            _ => Err(format!(
-                "target {text:?}: expected HOST:PORT or unix:PATH \
-                 (write IPv6 addresses in brackets)"
-            )),
-        }
-    }
-}
-
-fn target_from_fields(host: &str, port: &str) -> Result<Target, String> {
-    if host == "unix" {
-        return UnixPath::parse(port).map(Target::Unix);
-    }
-    let host = parse_target_host(host)?;
-    let port = parse_port(port, "target port")?;
-    Ok(Target::Net { host, port })
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Net { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Target::Net { host, port } => write!(f, "{host}:{port}"),
-            Target::Unix(path) => write!(f, "{path}"),
-        }
-    }
 }
 
 impl fmt::Display for Listen {

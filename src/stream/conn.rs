@@ -3,7 +3,7 @@
 //! why the connection ended, its rule's counters and its slot under
 //! --max-conns. Dropping the last reference closes both streams, frees the
 //! slot, counts the connection closed and logs the closing line. Moving
-//! bytes is relay.rs's business, not this file's.
+//! bytes is copier.rs's business, not this file's.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

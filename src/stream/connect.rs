@@ -1,8 +1,8 @@
 //! Reaching a stream rule's targets: the failover walk (flow/targets.rs)
 //! with a stream connect for each target, every address a name resolves
 //! to tried in turn, each within --connect-timeout; a unix target by its
-//! path, within the same timeout. The relay uses it for
-//! every admitted client, --healthcheck for its probes.
+//! path, within the same timeout. The relay uses it for every admitted
+//! client, --healthcheck for its probes.
 
 use std::io;
 use std::net::TcpStream;

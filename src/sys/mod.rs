@@ -5,13 +5,12 @@
 //! connection in place (so a thread blocked on it wakes up without the fd
 //! being closed under it), a timeout on accept (so that threads accepting
 //! beyond the first go back to the pool when quiet), shutting a listener so
-//! that its accepting threads wake, UDP datagrams with the address they were sent to
-//! (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from that address,
-//! several datagrams per receive (recvmmsg), the threads' scheduling
-//! policy (SCHED_BATCH);
-//! for unix sockets, a connect within a timeout, the peer's credentials
-//! (SO_PEERCRED) and the umask around a bind.
-//! Both glibc and musl provide these symbols.
+//! that its accepting threads wake, UDP datagrams with the address they
+//! were sent to (IP_PKTINFO / IPV6_PKTINFO), so that a reply leaves from
+//! that address, several datagrams per receive (recvmmsg), the threads'
+//! scheduling policy (SCHED_BATCH); for unix sockets, a connect within a
+//! timeout, the peer's credentials (SO_PEERCRED) and the umask around a
+//! bind. Both glibc and musl provide these symbols.
 //!
 //! The constants below are Linux's (the same on every Linux architecture
 //! that ambassador builds for); other systems number them differently.
