@@ -16,8 +16,8 @@ esac
 
 started=$(date +%s)
 say() { printf '\n== %s  (at %ss)\n' "$*" "$(($(date +%s) - started))"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # Debian packages: the one list in scripts/lib/needs.sh.
 source scripts/lib/needs.sh
 say "prerequisites"
@@ -50,6 +50,14 @@ file "$bin" | grep -q 'static' || { echo "FAIL: $bin is not static"; exit 1; }
 # The headroom the project keeps under the card's 1 MB: 680 KiB.
 [ "$size" -lt $((680 * 1024)) ] || { echo "FAIL: $bin is $size bytes, over 680 KiB"; exit 1; }
 echo "ok: $bin is static, $size bytes"
+
+say "a target src/sys was not checked for: build.rs stops the build with one message"
+for target in x86_64-apple-darwin:"builds for Linux only" riscv64gc-unknown-linux-musl:"has been checked on"; do
+    out=$(RUSTC_BOOTSTRAP=1 cargo check -q -Z build-std=std --target "${target%%:*}" --target-dir target/guard 2>&1) && { echo "FAIL: ${target%%:*} built"; exit 1; }
+    grep -q "${target#*:}" <<<"$out" || { echo "FAIL: ${target%%:*}: no guard message in:"; echo "$out"; exit 1; }
+    [ "$(grep -c '^error' <<<"$out")" -le 2 ] || { echo "FAIL: ${target%%:*}: more errors than the guard's:"; echo "$out"; exit 1; }
+    echo "ok: ${target%%:*}: $(grep -o 'error: [a-z].*' <<<"$out" | tail -1 | cut -c1-100)..."
+done
 
 say "idle connections' memory (scripts/idle-memory.py), TCP and unix clients"
 scripts/idle-memory.py

@@ -15,7 +15,6 @@ mod flow;
 mod health;
 mod serve;
 mod stream;
-#[cfg(target_os = "linux")]
 mod sys;
 mod udp;
 
