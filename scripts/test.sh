@@ -17,7 +17,6 @@ esac
 started=$(date +%s)
 say() { printf '\n== %s  (at %ss)\n' "$*" "$(($(date +%s) - started))"; }
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # Debian packages: the one list in scripts/lib/needs.sh.
 source scripts/lib/needs.sh
 say "prerequisites"

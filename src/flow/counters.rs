@@ -5,6 +5,7 @@
 //! `Reading`, a snapshot of them all.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use super::{Direction, PerDirection};
 
@@ -13,6 +14,8 @@ use super::{Direction, PerDirection};
 pub struct Counters {
     /// Connections (or UDP sessions) open now.
     open: AtomicU64,
+    /// Stream clients admitted and still connecting to a target.
+    connecting: AtomicU64,
     /// Connections that reached a target, open or since closed.
     served: AtomicU64,
     /// Clients turned away by --allow.
@@ -35,6 +38,25 @@ pub struct Counters {
 struct TargetCounters {
     ok: AtomicU64,
     failed: AtomicU64,
+}
+
+/// A stream client being connected to a target, counted in `in_flight`.
+pub struct Connecting(Arc<Counters>);
+
+impl Connecting {
+    /// A target answered: the connection is counted open (before it stops
+    /// counting as connecting, so a drain never sees it as neither), and
+    /// its rule's counters are handed on.
+    pub fn opened(self) -> Arc<Counters> {
+        self.0.opened();
+        Arc::clone(&self.0)
+    }
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        self.0.connecting.fetch_sub(1, Relaxed);
+    }
 }
 
 /// A counter alone on its cache line.
@@ -69,6 +91,7 @@ impl Counters {
     pub fn new(targets: usize) -> Counters {
         Counters {
             open: AtomicU64::new(0),
+            connecting: AtomicU64::new(0),
             served: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             no_target: AtomicU64::new(0),
@@ -83,6 +106,19 @@ impl Counters {
     pub fn opened(&self) {
         self.served.fetch_add(1, Relaxed);
         self.open.fetch_add(1, Relaxed);
+    }
+
+    /// A stream client admitted: counted connecting until the guard is
+    /// dropped (no target answered) or opened (one did).
+    pub fn connecting(self: &Arc<Self>) -> Connecting {
+        self.connecting.fetch_add(1, Relaxed);
+        Connecting(Arc::clone(self))
+    }
+
+    /// Stream connections open or still connecting to a target: what a
+    /// drain waits for.
+    pub fn in_flight(&self) -> u64 {
+        self.open.load(Relaxed) + self.connecting.load(Relaxed)
     }
 
     /// A connection counted by `opened` is closed.
@@ -191,6 +227,20 @@ mod tests {
             counters.summary(false, true),
             "open 1, served 2, denied 1, no target 2, bytes up 15, bytes down 7, bad header 1"
         );
+    }
+
+    #[test]
+    fn a_connecting_client_is_in_flight_until_it_ends_or_opens() {
+        let counters = Arc::new(Counters::new(1));
+        let failed = counters.connecting();
+        let reached = counters.connecting();
+        assert_eq!(counters.in_flight(), 2);
+        drop(failed);
+        assert_eq!(counters.in_flight(), 1);
+        let counters = reached.opened();
+        assert_eq!((counters.in_flight(), counters.read().open), (1, 1));
+        counters.closed();
+        assert_eq!(counters.in_flight(), 0);
     }
 
     #[test]

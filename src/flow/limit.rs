@@ -76,6 +76,7 @@ impl Limit {
     }
 
     /// How many slots are taken now: connections and UDP sessions together.
+    #[cfg(test)]
     pub fn taken(&self) -> usize {
         self.open.load(SeqCst)
     }

@@ -7,15 +7,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::exposition::{self, RuleReading};
 use super::process;
-use crate::config::rule::Rule;
+use super::running::RuleCounters;
 use crate::error::Error;
-use crate::flow::counters::Counters;
 use crate::flow::pool::STACK_SIZE;
 
 /// How long a client has to send its whole request.
@@ -23,9 +21,6 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// The longest request (line and headers) read.
 const REQUEST_MAX: usize = 8 * 1024;
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Every rule and its counters, in the configuration's order.
-pub type RuleCounters = Arc<Vec<(Rule, Arc<Counters>)>>;
 
 /// Binds `addr` (exit 1 if it cannot) and serves /metrics on a thread of
 /// its own until the process ends.
@@ -141,7 +136,10 @@ fn page(counters: &RuleCounters) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::rule::Rule;
     use crate::config::rule::Source;
+    use crate::flow::counters::Counters;
+    use std::sync::Arc;
 
     fn counters() -> RuleCounters {
         let rule = Rule::parse("127.0.0.1:1:a:1", Source::Argument(1)).unwrap();

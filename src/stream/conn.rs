@@ -14,7 +14,7 @@ use super::client::Client;
 use super::endpoint::{Peer, Stream};
 use crate::config::seconds::Secs;
 use crate::flow::activity::Activity;
-use crate::flow::counters::Counters;
+use crate::flow::counters::{Connecting, Counters};
 use crate::flow::limit::Permit;
 use crate::flow::{Direction, PerDirection};
 
@@ -87,13 +87,8 @@ pub struct Conn {
 
 impl Conn {
     /// A connection that reached its target, counted open in its rule.
-    pub fn new(
-        ends: Ends,
-        idle: Option<Duration>,
-        counters: Arc<Counters>,
-        permit: Permit,
-    ) -> Conn {
-        counters.opened();
+    pub fn new(ends: Ends, idle: Option<Duration>, connecting: Connecting, permit: Permit) -> Conn {
+        let counters = connecting.opened();
         Conn {
             client_stream: ends.client_stream,
             target_stream: ends.target_stream,

@@ -15,6 +15,7 @@ use super::copier::copy;
 use super::endpoint::{Peer, Stream};
 use super::{header, Forwarding};
 use crate::flow::activity::tick;
+use crate::flow::counters::Connecting;
 use crate::flow::limit::Permit;
 use crate::flow::pool::Pool;
 use crate::flow::Direction;
@@ -28,6 +29,7 @@ pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
     let Some(permit) = admit(&stream, &client, fwd) else {
         return;
     };
+    let connecting = fwd.counters.connecting();
     let rule = &fwd.rule;
     let Some((target, reached)) = connect(rule, fwd.timeouts.connect, &fwd.counters) else {
         fwd.counters.no_target();
@@ -51,7 +53,7 @@ pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
         target_stream: target,
         target: reached,
     };
-    relay(ends, fwd, permit, &prefix);
+    relay(ends, fwd, (connecting, permit), &prefix);
 }
 
 /// Who the client is: a peer in the --accept-proxy ranges must begin with
@@ -92,7 +94,7 @@ fn admit(stream: &Stream, client: &Client, fwd: &Forwarding) -> Option<Permit> {
 
 /// Relays a connected pair until both directions are done: `prefix` (bytes
 /// already read from the client) reaches the target first.
-fn relay(ends: Ends, fwd: &Forwarding, permit: Permit, prefix: &[u8]) {
+fn relay(ends: Ends, fwd: &Forwarding, admitted: (Connecting, Permit), prefix: &[u8]) {
     let idle = fwd.timeouts.idle;
     for stream in [&ends.client_stream, &ends.target_stream] {
         stream.set_nodelay();
@@ -103,7 +105,8 @@ fn relay(ends: Ends, fwd: &Forwarding, permit: Permit, prefix: &[u8]) {
     if idle.is_none() {
         ends.client_stream.clear_inherited_timeout();
     }
-    let conn = Arc::new(Conn::new(ends, idle, Arc::clone(&fwd.counters), permit));
+    let (connecting, permit) = admitted;
+    let conn = Arc::new(Conn::new(ends, idle, connecting, permit));
     let down = Arc::clone(&conn);
     if let Err(e) = Pool::global().run(move || copy(&down, Direction::Down, &[])) {
         let (rule, client) = (&fwd.rule, conn.client());

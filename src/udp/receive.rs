@@ -43,14 +43,10 @@ impl Receiver {
         }
     }
 
-    /// Sessions open now.
-    pub fn sessions(&self) -> usize {
-        self.table().len()
-    }
-
-    /// The listening socket.
-    pub fn socket(&self) -> &std::net::UdpSocket {
-        &self.udp.socket
+    /// Stops listening in place: the receive thread wakes and ends (it
+    /// sees the stop flag set first); sessions go on to their end.
+    pub fn stop(&self) -> io::Result<()> {
+        sys::stop_listening(&self.udp.socket)
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<SocketAddr, Arc<Session>>> {
