@@ -253,9 +253,10 @@ fn an_idle_horde_at_max_conns_is_cut_and_the_next_client_served() {
 fn a_client_that_never_sends_does_not_block_others() {
     let target = echo_server();
     let port = free_port();
-    let _amb = Ambassador::serve(&[&format!("127.0.0.1:{port}:{target}")], &[], 1);
+    let amb = Ambassador::serve(&[&format!("127.0.0.1:{port}:{target}")], &[], 1);
     let silent: Vec<TcpStream> = (0..50).map(|_| connect(local(port))).collect();
-    thread::sleep(Duration::from_millis(100));
+    // Every silent client is in, each holding its thread.
+    amb.expect_counters("open 50,");
     let workers: Vec<_> = (0..8)
         .map(|i| {
             thread::spawn(move || {

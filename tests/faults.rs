@@ -151,6 +151,7 @@ fn max_conns_is_exact_when_a_burst_meets_several_accepting_threads() {
         let mut s = stream;
         let mut b = [0u8; 1];
         if s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {
+            // The behaviour: each connection stays open a while, so clients overlap.
             thread::sleep(Duration::from_millis(100));
         }
         o.fetch_sub(1, SeqCst);
@@ -257,7 +258,7 @@ fn slow_but_moving_connection_outlives_the_idle_timeout() {
     // 2.4 s in all, a byte every 0.2 s: four idle timeouts long, never idle.
     for _ in 0..12 {
         ping(&mut c, b'p');
-        thread::sleep(Duration::from_millis(200));
+        thread::sleep(Duration::from_millis(200)); // the behaviour: quiet, but not idle
     }
     ping(&mut c, b'p');
     // The connection was never cut: the ambassador logged no idle timeout,
@@ -292,7 +293,7 @@ fn one_way_traffic_keeps_the_other_direction_alive() {
     let mut c = connect(local(port));
     for _ in 0..10 {
         c.write_all(&[0u8; 100]).unwrap();
-        thread::sleep(Duration::from_millis(200));
+        thread::sleep(Duration::from_millis(200)); // the behaviour: one way only
     }
     c.shutdown(Shutdown::Write).unwrap();
     let mut reply = String::new();

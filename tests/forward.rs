@@ -87,6 +87,7 @@ fn server_half_close_still_receives_the_whole_request() {
     let (_amb, addr) = forwarder(target, &[]);
     let mut client = connect(addr);
     assert_eq!(read_all(&mut client).unwrap(), b"hello, then EOF");
+    // The behaviour: a pause longer than socat's 0.5 s cut-off.
     thread::sleep(Duration::from_millis(700));
     client.write_all(&payload(300_000, 3)).unwrap();
     client.shutdown(Shutdown::Write).unwrap();
@@ -293,7 +294,7 @@ fn a_connection_quiet_for_longer_than_the_accept_timeout_stays_open() {
     let mut b = [0u8; 1];
     c.write_all(b"a").unwrap();
     c.read_exact(&mut b).unwrap();
-    thread::sleep(Duration::from_millis(2700));
+    thread::sleep(Duration::from_millis(2700)); // the behaviour: quiet past the 2 s
     c.write_all(b"b").unwrap();
     c.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"b");

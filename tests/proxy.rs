@@ -365,9 +365,14 @@ fn check_and_startup_say_what_the_options_do() {
 #[test]
 fn a_peer_still_sending_its_header_does_not_hold_up_a_drain() {
     let (mut amb, port) = accepting(&["--drain", "10"]);
+    let before = amb.fds();
     let mut waiting = connect_from("127.0.0.1", at(port)).unwrap();
     waiting.write_all(b"PROXY TCP4").unwrap();
-    thread::sleep(Duration::from_millis(200));
+    // Accepted (one descriptor more), and so reading its header.
+    assert!(
+        wait_until(IO_TIMEOUT, || amb.fds() > before),
+        "never accepted"
+    );
     amb.signal("TERM");
     // Nothing is open (the header is not in): the drain ends at once, well
     // before the header's 5 s deadline.

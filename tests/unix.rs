@@ -128,7 +128,7 @@ fn a_tcp_client_half_closes_and_still_gets_a_unix_target_s_reply() {
     unix_server(&back, |mut s: UnixStream| {
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
-        thread::sleep(Duration::from_millis(300));
+        thread::sleep(Duration::from_millis(300)); // the behaviour: a late reply
         s.write_all(format!("got {} bytes", got.len()).as_bytes())
             .unwrap();
     });
@@ -171,6 +171,7 @@ fn a_tcp_reset_reaches_a_unix_target_as_both_directions_shut() {
     let dir = TempDir::new();
     let back = dir.path("back.sock");
     let (tx, rx) = mpsc::channel();
+    let (arrived, bytes_in) = mpsc::channel();
     unix_server(&back, move |mut s: UnixStream| {
         let mut buf = [0u8; 64];
         let mut read = 0;
@@ -179,6 +180,7 @@ fn a_tcp_reset_reaches_a_unix_target_as_both_directions_shut() {
                 break;
             }
             read += n;
+            let _ = arrived.send(read);
         }
         // A half-close would still take this write; both directions shut refuses it.
         let write = s.write_all(b"too late").map_err(|e| e.kind());
@@ -188,7 +190,13 @@ fn a_tcp_reset_reaches_a_unix_target_as_both_directions_shut() {
     let _amb = Ambassador::serve(&[&format!("127.0.0.1:{port}:unix:{back}")], &[], 1);
     let c = connect(local_port(port));
     (&c).write_all(b"some bytes").unwrap();
-    thread::sleep(Duration::from_millis(200));
+    // The bytes are through before the reset follows them.
+    let through = || {
+        bytes_in
+            .recv_timeout(IO_TIMEOUT)
+            .expect("the bytes reached the target")
+    };
+    while through() < 10 {}
     reset_on_drop(&c);
     drop(c);
     let (read, write) = rx
@@ -203,7 +211,8 @@ fn a_unix_target_that_quits_with_bytes_unread_resets_the_tcp_client() {
     let dir = TempDir::new();
     let back = dir.path("quitter.sock");
     unix_server(&back, |s: UnixStream| {
-        // Takes the connection, reads nothing, and goes away.
+        // Takes the connection, reads nothing, and goes away (the pause
+        // lets the client's bytes queue unread: what makes Linux reset).
         thread::sleep(Duration::from_millis(300));
         drop(s);
     });

@@ -169,11 +169,21 @@ impl Ambassador {
     /// counts what it wrote just after the write, so the peer that read it
     /// may ask a moment too early.
     pub fn expect_counters(&self, want: &str) {
+        self.expect_counter_line(want, |line| line.contains(want));
+    }
+
+    /// As `expect_counters`, for a line that `fits` (described by `what`
+    /// when it fails): a SIGUSR1 line logged since the last signal.
+    pub fn expect_counter_line(&self, what: &str, fits: impl Fn(&str) -> bool) {
         let shown = wait_until(IO_TIMEOUT, || {
+            let before = self.stderr().len();
             self.signal("USR1");
-            self.wait_for_log(want, Duration::from_millis(200))
+            wait_until(Duration::from_millis(200), || {
+                let log = self.stderr();
+                log.get(before..).is_some_and(|new| new.lines().any(&fits))
+            })
         });
-        assert!(shown, "no {want:?} in:\n{}", self.stderr());
+        assert!(shown, "no counter line with {what} in:\n{}", self.stderr());
     }
 
     /// Sends a signal by name (TERM, INT, ...) to this child, by its PID.
