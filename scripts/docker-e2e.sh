@@ -105,7 +105,7 @@ check "HEALTHCHECK turns unhealthy when no target answers" wait_health "$P-healt
 docker logs "$P-health-args" 2>&1 | grep -q 'listening on 0.0.0.0:7000' || bad "argument rule replaced the link variables"
 
 # --- the Docker daemon's socket on a loopback TCP port, through the scratch image: it runs as
-# 65534, so it is given the socket's group (README, "Unix sockets")
+# 65534, so it is given the socket's group (docs/unix-and-proxy.md, "Unix sockets")
 sock_gid=$(stat -c %g /var/run/docker.sock)
 docker run -d --name "$P-docker-api" -v /var/run/docker.sock:/var/run/docker.sock --group-add "$sock_gid" \
     -p 127.0.0.1::2375 ambassador:scratch 2375:unix:/var/run/docker.sock >/dev/null

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What an idle connection costs the ambassador's process, checked
-against what the README claims: each copier thread keeps at most one stack
+against what docs/performance.md claims: each copier thread keeps at most one stack
 page resident (the page that also holds its TLS; a frame of 8 KiB or more
 anywhere on the copy path would make it three), and the process's share per
 idle connection stays under 24 KB (measured: about 19 KB).

@@ -5,7 +5,7 @@
 //! processes. Under SCHED_BATCH (same nice level, same share of the CPU) a
 //! woken thread waits for the running one to block or use up its slice, so
 //! both sides do more per switch; on an idle CPU nothing waits. Measured
-//! (README, Performance): fewer context switches and less CPU per request,
+//! (docs/performance.md): fewer context switches and less CPU per request,
 //! per new connection and per DNS query, with no worse latency.
 //!
 //! Set through pthread_setschedparam: musl's sched_setscheduler is a stub
