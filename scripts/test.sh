@@ -34,6 +34,10 @@ say "cargo fmt --check && cargo clippy"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 
+say "docs: links and anchors resolve, docs/usage.md lists the options --help prints"
+cargo build -q
+python3 scripts/check-docs.py target/debug/ambassador
+
 say "cargo test"
 cargo test
 
