@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::config::rule::{Listen, Rule};
 use crate::config::{env, Config};
-use crate::flow::targets::{first_answer, resolve_first};
+use crate::flow::resolve::{first_answer, resolve_first};
 use crate::stream::connect::connect_target;
 use crate::sys;
 
@@ -71,9 +71,11 @@ fn probe(rule: &Rule, config: &Config) -> (bool, String) {
         0,
         |target| match rule.listen {
             // UDP has no handshake: a target passes when its name resolves.
-            Listen::Udp(_) => resolve_first(target).map(|addr| format!("resolves to {addr}")),
-            Listen::Tcp(_) | Listen::Unix(_) => connect_target(target, config.connect_timeout)
-                .map(|(_, reached)| format!("answers at {reached}")),
+            Listen::Udp(_) => resolve_first(target, None).map(|addr| format!("resolves to {addr}")),
+            Listen::Tcp(_) | Listen::Unix(_) => {
+                connect_target(target, config.connect_timeout, None)
+                    .map(|(_, reached)| format!("answers at {reached}"))
+            }
         },
         |_, target, e| failures.push(format!("{target}: {e}")),
     );

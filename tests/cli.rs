@@ -174,6 +174,21 @@ fn check_output_is_valid_rule_arguments() {
 }
 
 #[test]
+fn check_prints_balance_and_a_bad_one_exits_2() {
+    let out = run(&["--check", "--balance", "round-robin", "1:a:1,b:2"], &[]);
+    assert_eq!(
+        stdout(&out),
+        "0.0.0.0:1:a:1,b:2\targument 1\n--balance round-robin\toption\n"
+    );
+    fails_with(
+        &["--balance", "random", "1:a:1"],
+        &[],
+        2,
+        "--balance \"random\"",
+    );
+}
+
+#[test]
 fn check_exits_2_on_a_bad_rule() {
     fails_with(&["--check", "nonsense"], &[], 2, "argument 1");
 }

@@ -27,6 +27,7 @@ pub struct Args {
     pub drain: Option<String>,
     pub unix_mode: Option<String>,
     pub send_proxy: Option<String>,
+    pub balance: Option<String>,
     /// Every --accept-proxy value, in order.
     pub accept_proxy: Vec<String>,
     pub metrics: Option<String>,
@@ -110,6 +111,13 @@ fn options() -> Options {
         )
         .optopt(
             "",
+            "balance",
+            "which target a new connection or UDP session tries first: the first that is up, in \
+             the rule's order (default, failover), or round-robin: one further along each time",
+            "first|round-robin",
+        )
+        .optopt(
+            "",
             "metrics",
             "serve Prometheus metrics over HTTP at /metrics on this address (keep it off public networks)",
             "[HOST:]PORT",
@@ -145,6 +153,7 @@ pub fn parse(args: &[OsString]) -> Result<Args, Error> {
         send_proxy: m.opt_str("send-proxy"),
         accept_proxy: m.opt_strs("accept-proxy"),
         metrics: m.opt_str("metrics"),
+        balance: m.opt_str("balance"),
         rules: m.free,
     };
     if parsed.quiet && parsed.verbose > 0 {
@@ -176,7 +185,7 @@ any process in the same network namespace may connect); at most 107 bytes, no ':
   6379:192.168.1.52:6379            listen on 0.0.0.0:6379, forward to 192.168.1.52:6379
   127.0.0.1:8080:web:80             listen on loopback only
   [::]:6379:[2001:db8::5]:6379      IPv6 on both sides
-  6379:redis-a:6379,redis-b:6379    failover: targets are tried in order
+  6379:redis-a:6379,redis-b:6379    failover: targets are tried in order, those found down last
   5353:dns:53/udp                   UDP: a session per client address, replies from the address it wrote to
   127.0.0.1:2375:unix:/var/run/docker.sock    a unix socket served on a TCP port
   unix:/run/shared/redis.sock:redis:6379      a unix socket (in a shared volume) forwarded to TCP

@@ -54,6 +54,17 @@ pub struct Config {
     pub accept_proxy: AllowList,
     /// Where to serve /metrics; None: nowhere.
     pub metrics: Option<SocketAddr>,
+    pub balance: Balance,
+}
+
+/// --balance: which up target a new connection or UDP session tries first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// The first in the rule's order: failover.
+    #[default]
+    First,
+    /// One further along each time, over the targets and a name's addresses.
+    RoundRobin,
 }
 
 /// The PROXY protocol version --send-proxy writes.
@@ -78,6 +89,9 @@ impl Config {
         }
         if !self.allow.is_empty() {
             out.push(format!("--allow {}", self.allow));
+        }
+        if self.balance == Balance::RoundRobin {
+            out.push("--balance round-robin".to_string());
         }
         if let Some(addr) = self.metrics {
             out.push(format!("--metrics {addr}"));
@@ -118,6 +132,15 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
             )))
         }
     };
+    let balance = match args.balance.as_deref().map(str::trim) {
+        None | Some("first") => Balance::First,
+        Some("round-robin") => Balance::RoundRobin,
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "--balance {other:?}: expected first (failover) or round-robin"
+            )))
+        }
+    };
     let drain = match args.drain.as_deref().map(str::trim) {
         None | Some("0") => Duration::ZERO,
         Some(text) => parse_seconds("--drain", text)?,
@@ -152,6 +175,7 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         send_proxy,
         accept_proxy,
         metrics,
+        balance,
     })
 }
 
@@ -495,6 +519,23 @@ mod tests {
             ),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn balance_is_first_unless_round_robin_is_asked() {
+        let c = build(&args(&["1:a:1"]), &[]).unwrap();
+        assert_eq!(c.balance, Balance::First);
+        assert!(c.forwarding_options().is_empty());
+        let mut a = args(&["1:a:1"]);
+        a.balance = Some("round-robin".into());
+        let c = build(&a, &[]).unwrap();
+        assert_eq!(c.balance, Balance::RoundRobin);
+        assert_eq!(c.forwarding_options(), ["--balance round-robin"]);
+        a.balance = Some("first".into());
+        assert_eq!(build(&a, &[]).unwrap().balance, Balance::First);
+        a.balance = Some("random".into());
+        let msg = build(&a, &[]).unwrap_err().to_string();
+        assert!(msg.starts_with("--balance \"random\": expected first (failover) or round-robin"));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub use super::target::Target;
 pub const RULE_SYNTAX: &str = "expected LISTEN:TARGET[,TARGET...][/tcp|/udp], \
      LISTEN being [HOST:]PORT or unix:PATH, TARGET HOST:PORT or unix:PATH";
 
+/// The most targets one rule may list (their state is kept in 64 bits).
+pub const MAX_TARGETS: usize = 64;
+
 /// The transport a rule forwards, as its text (or a variable's name) says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -144,6 +147,12 @@ impl Rule {
         for part in parts {
             targets.push(Target::parse(part)?);
         }
+        if targets.len() > MAX_TARGETS {
+            return Err(format!(
+                "{} targets: at most {MAX_TARGETS} in one rule",
+                targets.len()
+            ));
+        }
         let unix_target = targets.iter().any(|t| matches!(t, Target::Unix(_)));
         if proto == Proto::Udp && (unix_target || matches!(listen, Listen::Unix(_))) {
             return Err(
@@ -255,6 +264,20 @@ mod tests {
             Listen::Tcp(addr) | Listen::Udp(addr) => Ok((addr, rule.targets, proto)),
             Listen::Unix(_) => Err("a unix listen side".into()),
         }
+    }
+
+    #[test]
+    fn at_most_64_targets() {
+        let list = |n: u16| {
+            (1..=n)
+                .map(|p| format!("h:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let ok = Rule::parse(&format!("1:{}", list(64)), Source::Argument(1)).unwrap();
+        assert_eq!(ok.targets.len(), 64);
+        let too_many = Rule::parse(&format!("1:{}", list(65)), Source::Argument(1));
+        assert_eq!(too_many.unwrap_err(), "65 targets: at most 64 in one rule");
     }
 
     #[test]

@@ -2,15 +2,20 @@
 //! below both transports: the connection cap (limit.rs), the thread pool
 //! (pool.rs), the per-rule counters (counters.rs), the clock of the last byte
 //! moved and the idle tick (activity.rs), the walk over a rule's targets
-//! (targets.rs), the pause after a listener's error (backoff.rs), and the
-//! flag that tells every listening thread to stop. Nothing here knows how a
-//! byte is read or written.
+//! (targets.rs) with each target's health (health.rs), names resolved at
+//! each try (resolve.rs) and the one thread that probes the down ones
+//! (prober.rs), the pause after a listener's
+//! error (backoff.rs), and the flag that tells every listening thread to
+//! stop. Nothing here knows how a byte is read or written.
 
 pub mod activity;
 pub mod backoff;
 pub mod counters;
+pub mod health;
 pub mod limit;
 pub mod pool;
+pub mod prober;
+pub mod resolve;
 pub mod targets;
 
 use std::ops::Index;

@@ -8,10 +8,10 @@ use std::fmt::Write;
 use crate::flow::counters::Reading;
 
 /// One rule's reading: the rule as --check prints it, its targets as the
-/// rule writes them, and its counters.
+/// rule writes them with whether each is up, and its counters.
 pub struct RuleReading {
     pub rule: String,
-    pub targets: Vec<String>,
+    pub targets: Vec<(String, bool)>,
     pub reading: Reading,
 }
 
@@ -102,7 +102,7 @@ pub fn render(rules: &[RuleReading], process: &Process, version: &str) -> String
         "Tries of each target of a rule's failover list, by result.",
     );
     for r in rules {
-        for (target, t) in r.targets.iter().zip(&r.reading.targets) {
+        for ((target, _), t) in r.targets.iter().zip(&r.reading.targets) {
             for (result, n) in [("ok", t.ok), ("failed", t.failed)] {
                 let labels = [
                     ("rule", r.rule.as_str()),
@@ -111,6 +111,18 @@ pub fn render(rules: &[RuleReading], process: &Process, version: &str) -> String
                 ];
                 sample(&mut out, "ambassador_target_connects_total", &labels, n);
             }
+        }
+    }
+    family(
+        &mut out,
+        "ambassador_target_up",
+        "gauge",
+        "Whether each target of a rule is up (1) or found down (0).",
+    );
+    for r in rules {
+        for (target, up) in &r.targets {
+            let labels = [("rule", r.rule.as_str()), ("target", target.as_str())];
+            sample(&mut out, "ambassador_target_up", &labels, u64::from(*up));
         }
     }
     render_process(&mut out, process, version);
@@ -192,7 +204,10 @@ mod tests {
     fn reading(rule: &str, targets: &[&str]) -> RuleReading {
         RuleReading {
             rule: rule.to_string(),
-            targets: targets.iter().map(|t| t.to_string()).collect(),
+            targets: targets
+                .iter()
+                .map(|t| (t.to_string(), *t != "backup:6379"))
+                .collect(),
             reading: Reading {
                 open: 2,
                 served: 10,
@@ -231,6 +246,7 @@ mod tests {
             "ambassador_connections_total",
             "ambassador_bytes_total",
             "ambassador_target_connects_total",
+            "ambassador_target_up",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
             "process_open_fds",
@@ -280,6 +296,8 @@ mod tests {
             format!("ambassador_connections_total{{{rule},outcome=\"bad_header\"}} 4"),
             format!("ambassador_bytes_total{{{rule},direction=\"down\"}} 2000"),
             format!("ambassador_target_connects_total{{{rule},target=\"backup:6379\",result=\"failed\"}} 1"),
+            format!("ambassador_target_up{{{rule},target=\"redis:6379\"}} 1"),
+            format!("ambassador_target_up{{{rule},target=\"backup:6379\"}} 0"),
             "process_cpu_seconds_total 1.50".to_string(),
             "process_start_time_seconds 1700000000.25".to_string(),
             "process_max_fds 1024".to_string(),

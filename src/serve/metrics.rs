@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::exposition::{self, RuleReading};
 use super::process;
-use super::running::RuleCounters;
+use super::running::RuleStates;
 use crate::error::Error;
 use crate::flow::pool::STACK_SIZE;
 
@@ -24,7 +24,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Binds `addr` (exit 1 if it cannot) and serves /metrics on a thread of
 /// its own until the process ends.
-pub fn start(addr: SocketAddr, counters: RuleCounters) -> Result<(), Error> {
+pub fn start(addr: SocketAddr, counters: RuleStates) -> Result<(), Error> {
     let listener = TcpListener::bind(addr).map_err(|source| Error::Bind {
         listen: format!("{addr} (--metrics)"),
         source,
@@ -46,7 +46,7 @@ pub fn start(addr: SocketAddr, counters: RuleCounters) -> Result<(), Error> {
 }
 
 /// Reads one request and answers it; a failure concerns this client only.
-fn answer(mut conn: TcpStream, counters: &RuleCounters) {
+fn answer(mut conn: TcpStream, counters: &RuleStates) {
     let reply = match read_request(&mut conn) {
         Ok(head) => respond(&head, counters),
         Err(e) => {
@@ -90,7 +90,7 @@ fn read_request(conn: &mut TcpStream) -> io::Result<Vec<u8>> {
 }
 
 /// The whole HTTP response to a request head.
-fn respond(head: &[u8], counters: &RuleCounters) -> Vec<u8> {
+fn respond(head: &[u8], counters: &RuleStates) -> Vec<u8> {
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split(' ');
@@ -121,13 +121,16 @@ fn respond(head: &[u8], counters: &RuleCounters) -> Vec<u8> {
 }
 
 /// The /metrics page now.
-fn page(counters: &RuleCounters) -> String {
-    let rules: Vec<RuleReading> = counters
+fn page(states: &RuleStates) -> String {
+    let rules: Vec<RuleReading> = states
         .iter()
-        .map(|(rule, counters)| RuleReading {
-            rule: rule.to_string(),
-            targets: rule.targets.iter().map(|t| t.to_string()).collect(),
-            reading: counters.read(),
+        .map(|targets| RuleReading {
+            rule: targets.rule().to_string(),
+            targets: targets
+                .states()
+                .map(|(t, down)| (t.to_string(), down.is_none()))
+                .collect(),
+            reading: targets.counters().read(),
         })
         .collect();
     exposition::render(&rules, &process::read(), env!("CARGO_PKG_VERSION"))
@@ -138,12 +141,15 @@ mod tests {
     use super::*;
     use crate::config::rule::Rule;
     use crate::config::rule::Source;
+    use crate::config::Balance;
     use crate::flow::counters::Counters;
+    use crate::flow::targets::Targets;
     use std::sync::Arc;
 
-    fn counters() -> RuleCounters {
+    fn counters() -> RuleStates {
         let rule = Rule::parse("127.0.0.1:1:a:1", Source::Argument(1)).unwrap();
-        Arc::new(vec![(rule, Arc::new(Counters::new(1)))])
+        let counters = Arc::new(Counters::new(1));
+        Arc::new(vec![Targets::new(rule, counters, Balance::First, None)])
     }
 
     fn status(reply: &[u8]) -> String {

@@ -16,16 +16,18 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::thread;
 
-use self::running::{RuleCounters, Running};
+use self::running::{RuleStates, Running};
 use crate::config::allow::AllowList;
 use crate::config::rule::{Listen, Rule};
-use crate::config::{Config, SendProxy};
+use crate::config::{Balance, Config, SendProxy};
 use crate::error::Error;
 use crate::flow::counters::Counters;
 use crate::flow::limit::Limit;
 use crate::flow::pool::{PARK_TIME, STACK_SIZE};
+use crate::flow::targets::Targets;
 use crate::flow::Stop;
 use crate::stream::accept::Acceptor;
+use crate::stream::connect;
 use crate::stream::endpoint::Listener;
 use crate::stream::unix::{self, SocketFile};
 use crate::stream::{Forwarding, Timeouts};
@@ -40,6 +42,7 @@ enum Bound {
 /// What every rule is served with: the options, and the cap and the stop
 /// flag that all rules share.
 struct Serving {
+    balance: Balance,
     allow: Arc<AllowList>,
     accept_proxy: Arc<AllowList>,
     send_proxy: Option<SendProxy>,
@@ -60,28 +63,20 @@ pub fn start(config: &Config) -> Result<Running, Error> {
         bound.push(bind(rule, config, &mut socket_files)?);
     }
     log_options(config);
-    let counters: RuleCounters = Arc::new(
-        config
-            .rules
-            .iter()
-            .map(|r| (r.clone(), Arc::new(Counters::new(r.targets.len()))))
-            .collect(),
-    );
     let serving = Serving::from(config);
+    let states: RuleStates = Arc::new(config.rules.iter().map(|r| serving.targets(r)).collect());
     let accept_proxy = !config.accept_proxy.is_empty();
     let stop = serving.stop.clone();
-    let mut running = Running::new(Arc::clone(&counters), stop, accept_proxy, socket_files);
-    for ((rule, counters), socket) in counters.iter().zip(bound) {
-        let (rule, counters) = (rule.clone(), Arc::clone(counters));
+    let mut running = Running::new(Arc::clone(&states), stop, accept_proxy, socket_files);
+    for (targets, socket) in states.iter().zip(bound) {
+        let targets = Arc::clone(targets);
         match socket {
-            Bound::Stream(listener) => {
-                running.add_listener(serving.stream(rule, counters, listener)?)
-            }
-            Bound::Udp(socket) => running.add_receiver(serving.udp(rule, counters, socket)?),
+            Bound::Stream(listener) => running.add_listener(serving.stream(targets, listener)?),
+            Bound::Udp(socket) => running.add_receiver(serving.udp(targets, socket)?),
         }
     }
     if let Some(addr) = config.metrics {
-        metrics::start(addr, counters)?;
+        metrics::start(addr, states)?;
     }
     Ok(running)
 }
@@ -101,6 +96,7 @@ fn bind(rule: &Rule, config: &Config, files: &mut Vec<SocketFile>) -> Result<Bou
 impl Serving {
     fn from(config: &Config) -> Serving {
         Serving {
+            balance: config.balance,
             allow: Arc::new(config.allow.clone()),
             accept_proxy: Arc::new(config.accept_proxy.clone()),
             send_proxy: config.send_proxy,
@@ -114,17 +110,26 @@ impl Serving {
         }
     }
 
+    /// A rule's targets, all up, with its counters; a stream rule's are
+    /// probed when down.
+    fn targets(&self, rule: &Rule) -> Arc<Targets> {
+        let counters = Arc::new(Counters::new(rule.targets.len()));
+        let probe = match rule.listen {
+            Listen::Udp(_) => None,
+            Listen::Tcp(_) | Listen::Unix(_) => {
+                Some(connect::probe(self.timeouts.connect, self.send_proxy))
+            }
+        };
+        Targets::new(rule.clone(), counters, self.balance, probe)
+    }
+
     /// Starts accepting on a stream rule's listener.
-    fn stream(
-        &self,
-        rule: Rule,
-        counters: Arc<Counters>,
-        listener: Listener,
-    ) -> Result<Arc<Listener>, Error> {
+    fn stream(&self, targets: Arc<Targets>, listener: Listener) -> Result<Arc<Listener>, Error> {
         let listener = Arc::new(listener);
         let fwd = Forwarding {
-            rule,
-            counters,
+            rule: targets.rule().clone(),
+            counters: Arc::clone(targets.counters()),
+            targets,
             timeouts: self.timeouts,
             allow: Arc::clone(&self.allow),
             accept_proxy: Arc::clone(&self.accept_proxy),
@@ -138,16 +143,12 @@ impl Serving {
     }
 
     /// Starts a UDP rule's receive thread on its bound socket.
-    fn udp(
-        &self,
-        rule: Rule,
-        counters: Arc<Counters>,
-        socket: UdpSocket,
-    ) -> Result<Arc<Receiver>, Error> {
-        let serving = describe(&rule);
+    fn udp(&self, targets: Arc<Targets>, socket: UdpSocket) -> Result<Arc<Receiver>, Error> {
+        let serving = describe(targets.rule());
         let udp = Arc::new(UdpRule {
-            rule,
-            counters,
+            rule: targets.rule().clone(),
+            counters: Arc::clone(targets.counters()),
+            targets,
             socket,
             timeout: self.udp_timeout,
         });

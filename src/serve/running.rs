@@ -1,24 +1,24 @@
-//! What main keeps while the rules are served: every rule's counters, the
-//! listeners and UDP receivers (to stop them for a drain), the stop flag,
-//! and the unix socket files made at start (removed when it drops, at exit,
-//! after the drain).
+//! What main keeps while the rules are served: every rule's targets and
+//! counters, the listeners and UDP receivers (to stop them for a drain),
+//! the stop flag, and the unix socket files made at start (removed when it
+//! drops, at exit, after the drain).
 
 use std::sync::Arc;
 
-use crate::config::rule::{Listen, Rule};
-use crate::flow::counters::Counters;
+use crate::config::rule::Listen;
+use crate::flow::targets::Targets;
 use crate::flow::Stop;
 use crate::stream::endpoint::Listener;
 use crate::stream::unix::SocketFile;
 use crate::udp::Receiver;
 
-/// Every rule and its counters, in the configuration's order (shared with
-/// the metrics thread).
-pub type RuleCounters = Arc<Vec<(Rule, Arc<Counters>)>>;
+/// Every rule's targets, with the rule's counters and the targets' health,
+/// in the configuration's order (shared with the metrics thread).
+pub type RuleStates = Arc<Vec<Arc<Targets>>>;
 
 /// The served rules, while they run.
 pub struct Running {
-    counters: RuleCounters,
+    states: RuleStates,
     listeners: Vec<Arc<Listener>>,
     receivers: Vec<Arc<Receiver>>,
     stop: Stop,
@@ -32,13 +32,13 @@ impl Running {
     /// Rules about to be served, with their counters, the flag that stops
     /// them and the socket files made for them; no listener yet.
     pub fn new(
-        counters: RuleCounters,
+        states: RuleStates,
         stop: Stop,
         accept_proxy: bool,
         files: Vec<SocketFile>,
     ) -> Running {
         Running {
-            counters,
+            states,
             listeners: Vec::new(),
             receivers: Vec::new(),
             stop,
@@ -59,10 +59,12 @@ impl Running {
 
     /// Logs one line of counters per rule.
     pub fn log_counters(&self) {
-        for (rule, counters) in self.counters.iter() {
+        for targets in self.states.iter() {
+            let (rule, counters) = (targets.rule(), targets.counters());
             let udp = matches!(rule.listen, Listen::Udp(_));
             let headers = self.accept_proxy && !udp;
-            log::info!("rule {rule}: {}", counters.summary(udp, headers));
+            let down = targets.down_summary();
+            log::info!("rule {rule}: {}{down}", counters.summary(udp, headers));
         }
     }
 
@@ -70,10 +72,10 @@ impl Running {
     /// connecting to a target included; UDP sessions are not counted.
     pub fn open_streams(&self) -> u64 {
         let streams = self
-            .counters
+            .states
             .iter()
-            .filter(|(rule, _)| !matches!(rule.listen, Listen::Udp(_)));
-        streams.map(|(_, counters)| counters.in_flight()).sum()
+            .filter(|t| !matches!(t.rule().listen, Listen::Udp(_)));
+        streams.map(|t| t.counters().in_flight()).sum()
     }
 
     /// Closes every listener at once: new clients are refused, every

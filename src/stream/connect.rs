@@ -1,49 +1,48 @@
-//! Reaching a stream rule's targets: the failover walk (flow/targets.rs)
+//! Reaching a stream rule's targets: the rule's walk (flow/targets.rs)
 //! with a stream connect for each target, every address a name resolves
-//! to tried in turn, each within --connect-timeout; a unix target by its
-//! path, within the same timeout. The relay uses it for every admitted
-//! client, --healthcheck for its probes.
+//! to tried in turn (from the rotation the walk gives), each within
+//! --connect-timeout; a unix target by its path, within the same timeout.
+//! The relay uses it for every admitted client, the prober for its probes
+//! (with --send-proxy, a probe sends the health-check header a load
+//! balancer would), --healthcheck for its own.
 
 use std::io;
 use std::net::TcpStream;
 use std::time::Duration;
 
 use super::endpoint::{Peer, Stream};
-use crate::config::rule::{Rule, Target};
-use crate::flow::counters::Counters;
-use crate::flow::targets::{first_answer, resolve};
+use super::header;
+use crate::config::rule::Target;
+use crate::config::SendProxy;
+use crate::flow::resolve::{resolve, Rotation};
+use crate::flow::targets::{Probe, Targets};
 use crate::sys;
 
-/// Tries every target of the rule in order, warning for each that fails
-/// and counting each try in `counters`; the first stream made and whom it
-/// reached, or None.
-pub fn connect(rule: &Rule, timeout: Duration, counters: &Counters) -> Option<(Stream, Peer)> {
-    let found = first_answer(
-        &rule.targets,
-        0,
-        |target| connect_target(target, timeout),
-        |index, target, e| {
-            counters.target_tried(index, false);
-            log::warn!("rule {rule}: target {target} failed: {e}");
-        },
-    );
-    let (index, reached) = found?;
-    counters.target_tried(index, true);
-    Some(reached)
+/// Walks the rule's targets for a new client: the first stream made and
+/// whom it reached, or None when no target answered.
+pub fn connect(targets: &Targets, timeout: Duration) -> Option<(Stream, Peer)> {
+    let walked = targets.walk(targets.start(), &mut 0, |target, rotation| {
+        connect_target(target, timeout, rotation)
+    });
+    walked.map(|(_, reached)| reached)
 }
 
-/// Resolves the target now and tries each of its addresses in turn, each
-/// for at most `timeout`; the last address's error if none answers. A unix
-/// target is its path, tried within `timeout` too (a full listen queue
-/// waits).
-pub fn connect_target(target: &Target, timeout: Duration) -> io::Result<(Stream, Peer)> {
+/// Resolves the target now and tries each of its addresses in turn (from
+/// the `rotation`-th on, with round-robin), each for at most `timeout`; the last address's
+/// error if none answers. A unix target is its path, tried within
+/// `timeout` too (a full listen queue waits).
+pub fn connect_target(
+    target: &Target,
+    timeout: Duration,
+    rotation: Rotation,
+) -> io::Result<(Stream, Peer)> {
     if let Target::Unix(path) = target {
         log::trace!("trying {target}");
         let stream = sys::connect_unix(path.as_str(), timeout)?;
         return Ok((Stream::Unix(stream), Peer::UnixPath(path.as_str().into())));
     }
     let mut last = None;
-    for addr in resolve(target)? {
+    for addr in resolve(target, rotation)? {
         log::trace!("trying {target} at {addr}");
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => return Ok((Stream::Tcp(stream), Peer::Tcp(addr))),
@@ -54,4 +53,16 @@ pub fn connect_target(target: &Target, timeout: Duration) -> io::Result<(Stream,
         }
     }
     Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")))
+}
+
+/// The prober's try of a down target: a connect within `timeout`, with
+/// --send-proxy the header of a health check, then closed.
+pub fn probe(timeout: Duration, send_proxy: Option<SendProxy>) -> Probe {
+    Box::new(move |target, rotation| {
+        let (stream, _) = connect_target(target, timeout, rotation)?;
+        match send_proxy {
+            Some(version) => header::send_health_check(&stream, version),
+            None => Ok(()),
+        }
+    })
 }

@@ -107,3 +107,14 @@ pub fn send(
     };
     (&*target).write_all(&header)
 }
+
+/// The header a load balancer's health check sends (v1 `PROXY UNKNOWN`,
+/// v2 `LOCAL`), which begins the prober's connection to a PROXY-speaking
+/// target so that it does not log garbage.
+pub fn send_health_check(target: &Stream, version: SendProxy) -> io::Result<()> {
+    let header = match version {
+        SendProxy::V1 => proxy::encode_v1(None),
+        SendProxy::V2 => proxy::encode_v2(None),
+    };
+    (&*target).write_all(&header)
+}

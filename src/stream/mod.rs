@@ -24,6 +24,7 @@ use crate::config::rule::Rule;
 use crate::config::SendProxy;
 use crate::flow::counters::Counters;
 use crate::flow::limit::Limit;
+use crate::flow::targets::Targets;
 
 /// The timeouts every connection shares.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,8 @@ pub struct Timeouts {
 pub struct Forwarding {
     pub rule: Rule,
     pub counters: Arc<Counters>,
+    /// The rule's targets and their health.
+    pub targets: Arc<Targets>,
     pub timeouts: Timeouts,
     pub allow: Arc<AllowList>,
     /// Peers that must begin with a PROXY header (--accept-proxy).

@@ -31,7 +31,7 @@ pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
     };
     let connecting = fwd.counters.connecting();
     let rule = &fwd.rule;
-    let Some((target, reached)) = connect(rule, fwd.timeouts.connect, &fwd.counters) else {
+    let Some((target, reached)) = connect(&fwd.targets, fwd.timeouts.connect) else {
         fwd.counters.no_target();
         log::warn!("rule {rule}: no target answered; closing client {client}");
         // A reset, not a FIN: the client must not mistake this for an empty reply.

@@ -114,7 +114,8 @@ impl Receiver {
             log::debug!("rule {rule}: {client}: --max-conns reached; datagram dropped");
             return None;
         };
-        let session = Arc::new(Session::new(client, arrival, permit));
+        let start = self.udp.targets.start();
+        let session = Arc::new(Session::new(client, arrival, start, permit));
         session.touch();
         self.table().insert(client, Arc::clone(&session));
         let (starting, receiver) = (Arc::clone(&session), Arc::clone(self));

@@ -1,5 +1,5 @@
 //! What every session of a UDP rule shares with its receive thread: the
-//! rule, its counters, the listening socket (the client's datagrams arrive
+//! rule, its counters and targets, the listening socket (the client's datagrams arrive
 //! there and the replies leave through it) and --udp-timeout; and binding
 //! that socket.
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::config::rule::Rule;
 use crate::error::Error;
 use crate::flow::counters::Counters;
+use crate::flow::targets::Targets;
 use crate::sys;
 
 /// The receive buffer asked for the listening socket, which every client
@@ -21,6 +22,8 @@ const LISTEN_BUFFER: i32 = 4 << 20;
 pub struct UdpRule {
     pub rule: Rule,
     pub counters: Arc<Counters>,
+    /// The rule's targets and their health.
+    pub targets: Arc<Targets>,
     /// The listening socket; replies leave through it too.
     pub socket: UdpSocket,
     /// --udp-timeout

@@ -1,14 +1,11 @@
 //! One UDP session: a client address, the way to the rule's current target
-//! (upstream.rs) and the session's own thread. That thread first reaches a
-//! target (resolving its name, which may be slow, so never on the rule's
-//! receive thread), then carries the target's datagrams back to the client
-//! from the address the client wrote to. The session ends after
-//! --udp-timeout with no datagram either way, or when no target of the
-//! list is left; ECONNREFUSED (the target's port is closed) moves it on to
-//! the next target, on a pooled thread. The receive thread forwards the
-//! client's datagrams with `forward`: straight to the socket once a target
-//! is reached, through the gate (gate.rs) while one is being reached; what
-//! went each way is tallied for the closing line (tally.rs).
+//! (upstream.rs) and the session's own thread, which reaches a target (its
+//! name may be slow to resolve: never on the receive thread), then carries
+//! the target's datagrams back from the address the client wrote to. It
+//! ends after --udp-timeout with no datagram either way, or when no target
+//! is left; ECONNREFUSED moves it on to the next target, on a pooled
+//! thread. The receive thread forwards the client's datagrams with
+//! `forward`, through the gate (gate.rs) while a target is being reached.
 
 use std::io;
 use std::net::SocketAddr;
@@ -50,11 +47,17 @@ pub struct Session {
 
 impl Session {
     /// A session for a new client, reaching no target yet (`serve` does).
-    pub fn new(client: SocketAddr, arrival: Option<Arrival>, permit: Permit) -> Session {
+    /// Its walk over the targets starts at `start` (--balance).
+    pub fn new(
+        client: SocketAddr,
+        arrival: Option<Arrival>,
+        start: usize,
+        permit: Permit,
+    ) -> Session {
         Session {
             client,
             arrival,
-            upstream: Upstream::default(),
+            upstream: Upstream::new(start),
             gate: Gate::default(),
             dead: AtomicBool::new(false),
             counted: AtomicBool::new(false),
@@ -74,13 +77,8 @@ impl Session {
     /// the session ends, asking `expire` whether it has once it is quiet
     /// (the table decides, under its lock); returns why it ended.
     pub fn serve(self: &Arc<Self>, udp: &Arc<UdpRule>, expire: impl Fn() -> bool) -> String {
-        if !self.fail_over(udp, 0) {
-            udp.counters.no_target();
-            log::warn!(
-                "rule {}: no target answered; dropping the datagrams of {}",
-                udp.rule,
-                self.client
-            );
+        if !self.fail_over(udp) {
+            self.no_target(udp, "dropping the datagrams");
             return "no target answered".to_string();
         }
         self.counted.store(true, Ordering::Release);
@@ -91,11 +89,8 @@ impl Session {
             self.upstream.text(),
             udp.rule
         );
-        match self
-            .upstream
-            .socket()
-            .set_read_timeout(Some(tick(udp.timeout)))
-        {
+        let socket = self.upstream.socket();
+        match socket.set_read_timeout(Some(tick(udp.timeout))) {
             Ok(()) => self.replies(udp, expire),
             Err(e) => format!("cannot set a timeout: {e}"),
         }
@@ -160,14 +155,14 @@ impl Session {
         udp.counters.delivered(Direction::Up, n);
     }
 
-    /// Reaches the first target from index `from` on, then sends what
+    /// Reaches the next target of the session's walk, then sends what
     /// waits; on to the next if that target refuses meanwhile. False when
     /// no target is left (the caller counts it).
-    fn fail_over(&self, udp: &UdpRule, mut from: usize) -> bool {
+    fn fail_over(&self, udp: &UdpRule) -> bool {
         loop {
-            let Some(index) = self.upstream.reach(udp, from) else {
+            if self.upstream.reach(udp).is_none() {
                 return false;
-            };
+            }
             if self
                 .gate
                 .open_after(|datagram| self.send_waiting(udp, datagram))
@@ -175,7 +170,6 @@ impl Session {
                 return true;
             }
             self.upstream.refused(udp);
-            from = index + 1;
         }
     }
 
@@ -189,6 +183,13 @@ impl Session {
         true
     }
 
+    /// No target of the list answered: counted, and said with what follows.
+    fn no_target(&self, udp: &UdpRule, what: &str) {
+        udp.counters.no_target();
+        let (rule, client) = (&udp.rule, self.client);
+        log::warn!("rule {rule}: no target answered; {what} of {client}");
+    }
+
     /// The target refused (`datagram`, if any, was not sent): it waits, and
     /// a pooled thread reaches the next target. Only the caller that closes
     /// the gate starts that; others' datagrams just wait.
@@ -197,16 +198,10 @@ impl Session {
             return;
         }
         self.upstream.refused(udp);
-        let next = self.upstream.target().0 + 1;
         let (session, moving) = (Arc::clone(self), Arc::clone(udp));
         let job = move || {
-            if !session.fail_over(&moving, next) {
-                moving.counters.no_target();
-                log::warn!(
-                    "rule {}: no target answered; ending the session of {}",
-                    moving.rule,
-                    session.client
-                );
+            if !session.fail_over(&moving) {
+                session.no_target(&moving, "ending the session");
                 session.dead.store(true, Ordering::Release);
             }
         };
@@ -227,6 +222,7 @@ impl Session {
         let (mut datagrams, mut bytes) = (0u64, 0u64);
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let socket = self.upstream.socket();
+        let mut answered = false;
         let why = loop {
             if self.dead.load(Ordering::Acquire) {
                 break "no target answered".to_string();
@@ -235,6 +231,9 @@ impl Session {
                 Ok(n) => {
                     // No lock: only this thread decides that the session expired.
                     self.touch();
+                    if !answered {
+                        answered = self.upstream.answered(udp);
+                    }
                     match sys::send_from(&udp.socket, &buf[..n], self.client, self.arrival) {
                         Ok(_) => {
                             datagrams += 1;

@@ -1,16 +1,16 @@
 //! A session's way to its target: the socket, connected to the target
 //! reached (made, of that target's family, for the first one), which
-//! target of the rule's list that is, and the walk over the list that
-//! finds one: each target in order, its name resolved now (on the
-//! session's thread, never the receive thread), each that fails warned
-//! of and counted.
+//! target of the rule's list that is, and the session's walk over the list
+//! (flow/targets.rs: up targets first, in --balance order, each tried at
+//! most once per session, failovers included), its names resolved now (on
+//! the session's thread, never the receive thread).
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::rule::UdpRule;
-use crate::flow::targets::{first_answer, resolve_first};
+use crate::flow::resolve::resolve_first;
 use crate::sys;
 
 /// The receive buffer asked for a session's socket (the target's replies
@@ -18,44 +18,52 @@ use crate::sys;
 const SESSION_BUFFER: i32 = 1 << 20;
 
 /// A session's socket and the target it is connected to.
-#[derive(Default)]
 pub struct Upstream {
     /// Made once the first target resolves.
     socket: OnceLock<UdpSocket>,
     /// The index of the current target in the rule's list, and its address.
     target: Mutex<(usize, Option<SocketAddr>)>,
+    /// Where the session's walk starts, and the targets it tried (by bit);
+    /// only the one thread reaching a target at a time holds it.
+    walk: Mutex<(usize, u64)>,
 }
 
 impl Upstream {
-    /// Connects to the first target from index `from` on that resolves:
+    /// The way to a target for a session whose walk starts at `start`.
+    pub fn new(start: usize) -> Upstream {
+        Upstream {
+            socket: OnceLock::new(),
+            target: Mutex::new((0, None)),
+            walk: Mutex::new((start, 0)),
+        }
+    }
+
+    /// Connects to the next target of the session's walk that resolves:
     /// its index, or None when none is left.
-    pub fn reach(&self, udp: &UdpRule, from: usize) -> Option<usize> {
-        let found = first_answer(
-            &udp.rule.targets,
-            from,
-            |target| resolve_first(target).and_then(|addr| self.connect(addr)),
-            |index, target, e| {
-                udp.counters.target_tried(index, false);
-                log::warn!("rule {}: target {target} failed: {e}", udp.rule);
-            },
-        );
+    pub fn reach(&self, udp: &UdpRule) -> Option<usize> {
+        let mut walk = self.walk.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, tried) = &mut *walk;
+        let found = udp.targets.walk(*start, tried, |target, rotation| {
+            resolve_first(target, rotation).and_then(|addr| self.connect(addr))
+        });
         let (index, addr) = found?;
-        udp.counters.target_tried(index, true);
         *self.lock_target() = (index, Some(addr));
         Some(index)
     }
 
-    /// The target reached refused (ICMP port unreachable): counted failed
-    /// and warned of.
+    /// The target reached refused (ICMP port unreachable): counted
+    /// failed, and down if it was up.
     pub fn refused(&self, udp: &UdpRule) {
         let (index, addr) = self.target();
-        udp.counters.target_tried(index, false);
         let at = addr.map_or_else(String::new, |a| format!(" at {a}"));
-        log::warn!(
-            "rule {}: target {} refused (port unreachable{at}); trying the next target",
-            udp.rule,
-            udp.rule.targets[index]
-        );
+        udp.targets
+            .failed(index, format_args!("refused (port unreachable{at})"));
+    }
+
+    /// The target replied, which is what shows a UDP target up again: true.
+    pub fn answered(&self, udp: &UdpRule) -> bool {
+        udp.targets.answered(self.target().0);
+        true
     }
 
     /// Points the socket at `addr`, making it (of `addr`'s family) for the

@@ -240,3 +240,121 @@ pub fn nginx_proxy_reporter() -> (Peer, u16) {
     command.arg("-e").arg(dir.join("error.log"));
     (listening(command, dir, port), port)
 }
+
+/// dnsmasq on port 53 of an address of its own on loopback (127.54.X.Y),
+/// answering from `hosts` (a hosts file's text, re-read on `reload`), and a
+/// resolv.conf naming it for `Ambassador::start_with_resolver` (needs root).
+pub struct Resolver {
+    pub dns: Peer,
+    pub hosts: PathBuf,
+    pub resolv_conf: PathBuf,
+    pub ip: String,
+}
+
+pub fn dnsmasq_resolver(hosts_text: &str) -> Resolver {
+    let bin = require("dnsmasq", "dnsmasq-base");
+    // One address per test: tests run in parallel, each with its own server.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = std::process::id() % 200 + 1;
+    let ip = format!(
+        "127.54.{n}.{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    );
+    let hosts = temp_path("hosts");
+    std::fs::write(&hosts, hosts_text).expect("hosts file");
+    let child = Command::new(&bin)
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-negcache",
+        ])
+        .args([
+            "--bind-interfaces",
+            &format!("--listen-address={ip}"),
+            "--port=53",
+        ])
+        .args(["--conf-file=/dev/null", "--local=/test/"])
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dnsmasq");
+    let dns = Peer { child, file: None };
+    let first = hosts_text.split_whitespace().nth(1).unwrap_or("none.test");
+    let answers = wait_until(Duration::from_secs(15), || {
+        let out = Command::new(require("dig", "bind9-dnsutils"))
+            .args([&format!("@{ip}"), "+short", "+time=1", "+tries=1", first])
+            .output();
+        out.is_ok_and(|o| !o.stdout.is_empty())
+    });
+    assert!(answers, "dnsmasq on {ip}:53 did not answer for {first}");
+    let resolv_conf = temp_path("resolv.conf");
+    let conf = format!("nameserver {ip}\noptions timeout:2 attempts:3\n");
+    std::fs::write(&resolv_conf, conf).expect("resolv.conf");
+    Resolver {
+        dns,
+        hosts,
+        resolv_conf,
+        ip,
+    }
+}
+
+impl Resolver {
+    /// Answers from `hosts_text` from now on (dnsmasq re-reads it on SIGHUP).
+    pub fn reload(&self, hosts_text: &str) {
+        std::fs::write(&self.hosts, hosts_text).expect("hosts file");
+        let pid = self.dns.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "SIGHUP to dnsmasq {pid}");
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.hosts);
+        let _ = std::fs::remove_file(&self.resolv_conf);
+    }
+}
+
+/// nginx with the nginx.conf in `dir` (one process, no master), once
+/// 127.0.0.1:`port` is listening: read from /proc/net/tcp, so that no test
+/// connection shows in its logs.
+pub fn nginx_peer(dir: &std::path::Path, port: u16) -> Peer {
+    let module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    assert!(
+        std::path::Path::new(module).exists(),
+        "{module} not found: apt-get install libnginx-mod-stream (bash .ci/run installs it)"
+    );
+    let child = Command::new(require("nginx", "nginx-light"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let peer = Peer {
+        child,
+        file: Some(dir.to_path_buf()),
+    };
+    let local = format!("0100007F:{port:04X}");
+    let listens = || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == local && f[3] == "0A"
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), listens),
+        "nginx did not start"
+    );
+    peer
+}
