@@ -71,6 +71,7 @@ scripts/bench --quick --json bench-out/quick.json
 scripts/bench-unix --quick --json bench-out/quick-unix.json
 scripts/bench-proxy --quick --json bench-out/quick-proxy.json
 scripts/bench-metrics --quick
+scripts/bench-failover --quick --json bench-out/quick-failover.json
 
 say "aarch64: static binary under qemu-user"
 bash scripts/cross-test.sh --arch aarch64
