@@ -28,6 +28,7 @@ cleanup() {
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
     [ ${#compose[@]} -gt 0 ] && "${compose[@]}" -f examples/docker-compose.yml -p "$P" down -v >/dev/null 2>&1
     [ ${#compose[@]} -gt 0 ] && "${compose[@]}" -f examples/docker-compose-proxy.yml -p "${P}px" down -v >/dev/null 2>&1
+    [ ${#compose[@]} -gt 0 ] && "${compose[@]}" -f examples/docker-compose-replicas.yml -p "${P}rr" down -v >/dev/null 2>&1
     docker network rm "$P-net" >/dev/null 2>&1
     # The connections this script held open, by PID.
     for pid in "${holders[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
@@ -252,6 +253,19 @@ if [ ${#compose[@]} -gt 0 ]; then
             test -n "$(grep -E '10\.5\.0\.31:[0-9]+ -> ' <<<"$far_log")" -a -z "$(grep '10\.5\.0\.99' <<<"$far_log")"
     else
         bad "${compose[*]} up (PROXY example)"
+    fi
+    # Three replicas behind one name, shared by --balance round-robin.
+    replicas=(-f examples/docker-compose-replicas.yml -p "${P}rr")
+    if "${compose[@]}" "${replicas[@]}" up -d --scale redis=3 >/dev/null 2>&1; then
+        rr_port=$("${compose[@]}" "${replicas[@]}" port redis-ambassador 6379 | cut -d: -f2)
+        rr_ping() { redis-cli -p "$rr_port" ping; }
+        until_matches '^PONG$' rr_ping
+        # Each replica's run_id, 30 connections: 10 each when shared evenly.
+        spread=$(for _ in $(seq 30); do redis-cli -p "$rr_port" INFO server | grep -o 'run_id:[0-9a-f]*'; done | sort | uniq -c | awk '{print $1}' | sort -n | tr '\n' ' ')
+        check "${compose[*]} --scale redis=3 behind one name: 30 connections spread over 3 replicas ($spread)" \
+            awk '{ exit !(NF == 3 && $1 >= 8) }' <<<"$spread"
+    else
+        bad "${compose[*]} up --scale (replicas example)"
     fi
 else
     bad "neither docker-compose nor docker compose is installed (apt-get install docker-compose)"
