@@ -369,3 +369,49 @@ fn both_sockets_of_a_connection_have_tcp_nodelay() {
         "target side: {sockets:?}"
     );
 }
+
+#[test]
+fn a_target_reset_while_the_client_streams_is_never_taken_for_a_clean_end() {
+    // The kernel reports a reset's error once: the copier writing to the
+    // target may take it, and the one reading from it then sees a plain
+    // end of stream, which must not be passed on as one (a half-close
+    // before the reset). The closing lines say how each connection ended.
+    let target = server(|s| {
+        let mut buf = [0u8; 1024];
+        let _ = (&s).read(&mut buf);
+        reset_on_drop(&s);
+    });
+    let (amb, addr) = forwarder(target, &["-v"]);
+    let chunk = vec![7u8; 64 * 1024];
+    for _ in 0..200 {
+        let client = connect(addr);
+        let mut writer = client.try_clone().unwrap();
+        let chunk = chunk.clone();
+        let streaming = thread::spawn(move || while writer.write_all(&chunk).is_ok() {});
+        let _ = (&client).read_to_end(&mut Vec::new());
+        drop(client);
+        streaming.join().unwrap();
+    }
+    let all_closed = || amb.stderr().matches(": closed after").count() == 200;
+    assert!(wait_until(IO_TIMEOUT, all_closed), "{}", amb.stderr());
+    let log = amb.stderr();
+    let closed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(": closed after"))
+        .collect();
+    let taken = closed
+        .iter()
+        .filter(|l| l.ends_with("aborted: target reset"))
+        .count();
+    eprintln!(
+        "{} connections, {taken} whose reset the writing copier took first",
+        closed.len()
+    );
+    for line in &closed {
+        assert!(
+            !line.contains("(after target closed)"),
+            "a reset taken for an end: {line}"
+        );
+        assert!(line.contains("aborted: target"), "{line}");
+    }
+}

@@ -31,6 +31,16 @@ pub enum Direction {
     Down,
 }
 
+impl Direction {
+    /// The other way.
+    pub fn other(self) -> Direction {
+        match self {
+            Direction::Up => Direction::Down,
+            Direction::Down => Direction::Up,
+        }
+    }
+}
+
 /// One value for each direction, read by field or by `Direction`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PerDirection<T> {

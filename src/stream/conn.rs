@@ -79,6 +79,8 @@ pub struct Conn {
     idle: Option<Duration>,
     /// Bytes delivered, by `Direction`: each copier stores its total when done.
     bytes: PerDirection<AtomicU64>,
+    /// Set by a copier whose source ended cleanly, before it half-closes.
+    ended: PerDirection<AtomicBool>,
     torn_down: AtomicBool,
     ending: Mutex<Ending>,
     counters: Arc<Counters>,
@@ -97,6 +99,7 @@ impl Conn {
             activity: Activity::new(),
             idle,
             bytes: PerDirection::default(),
+            ended: PerDirection::default(),
             torn_down: AtomicBool::new(false),
             ending: Mutex::new(Ending::default()),
             counters,
@@ -154,6 +157,17 @@ impl Conn {
     /// Records a direction's total for the closing line, once it is done.
     pub fn finished(&self, dir: Direction, total: u64) {
         self.bytes[dir].store(total, Ordering::Relaxed);
+    }
+
+    /// Direction `dir`'s source ended cleanly: its sink is about to be
+    /// half-closed.
+    pub fn mark_ended(&self, dir: Direction) {
+        self.ended[dir].store(true, Ordering::Release);
+    }
+
+    /// Whether direction `dir` ended cleanly (so its sink saw our FIN).
+    pub fn ended(&self, dir: Direction) -> bool {
+        self.ended[dir].load(Ordering::Acquire)
     }
 
     /// Called when a blocking read or write timed out: an error once the

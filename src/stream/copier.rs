@@ -42,10 +42,18 @@ pub fn copy(conn: &Arc<Conn>, dir: Direction, prefix: &[u8]) {
         .write_all(prefix)
         .and_then(|()| pump(conn, dir, &mut outbound));
     conn.finished(dir, outbound.total);
+    let source = Side::source(dir);
     match result {
         Ok(()) if conn.is_torn_down() => {}
+        // A reset whose error the other copier's write took (its socket is
+        // closed, yet this side sent no FIN): passed on as a reset.
+        Ok(()) if !conn.ended(dir.other()) && conn.stream(source).was_reset() => {
+            conn.note_abort(|| format!("{} reset", source.name()));
+            conn.teardown();
+        }
         Ok(()) => {
-            conn.note_end(|| format!("{} closed", Side::source(dir).name()));
+            conn.note_end(|| format!("{} closed", source.name()));
+            conn.mark_ended(dir);
             let sink = Side::sink(dir);
             if let Err(e) = conn.stream(sink).half_close() {
                 conn.note_abort(|| format!("{} half-close: {e}", sink.name()));

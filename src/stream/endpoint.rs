@@ -94,6 +94,15 @@ impl Stream {
         }
     }
 
+    /// Whether a read's end of stream was a reset the other copier's write
+    /// took the error of (sys::was_reset); a unix peer has no reset.
+    pub fn was_reset(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => sys::was_reset(s),
+            Stream::Unix(_) => false,
+        }
+    }
+
     /// Makes dropping this stream reset a TCP peer instead of closing it
     /// with a FIN, so a cut stream never looks complete; shuts a unix
     /// stream both ways now.

@@ -33,6 +33,7 @@ pub use sched::{prefer_batch, Policy};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{
     abort, reset_all_on_exit, set_accept_timeout, set_backlog, set_linger_zero, stop_listening,
+    was_reset,
 };
 pub use unix::{connect_unix, peer_cred, with_umask};
 pub use wire::Arrival;

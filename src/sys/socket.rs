@@ -1,5 +1,5 @@
 //! TCP sockets: SO_LINGER 0 (a close sends a reset), aborting a connection
-//! in place; any listener (TCP or unix): the listen backlog, a timeout on
+//! in place, telling a reset from an end of stream; any listener (TCP or unix): the listen backlog, a timeout on
 //! accept, and stopping it in place.
 
 use std::io;
@@ -15,6 +15,11 @@ pub(super) const SOL_SOCKET: c_int = 1;
 const SO_LINGER: c_int = 13;
 const AF_UNSPEC: u16 = 0;
 const SHUT_RD: c_int = 0;
+const IPPROTO_TCP: c_int = 6;
+const TCP_INFO: c_int = 11;
+/// A TCP socket's state once it is closed or was reset (Linux's
+/// include/net/tcp_states.h); after a peer's FIN it is CLOSE_WAIT (8).
+const TCP_CLOSE: u8 = 7;
 
 #[repr(C)]
 struct Linger {
@@ -31,6 +36,13 @@ struct SockAddr {
 extern "C" {
     fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
     pub(super) fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
+    pub(super) fn getsockopt(
+        fd: c_int,
+        level: c_int,
+        name: c_int,
+        value: *mut c_void,
+        len: *mut u32,
+    ) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
 }
@@ -110,6 +122,31 @@ pub fn abort(socket: &impl AsRawFd) -> io::Result<()> {
         )
     };
     check(rc)
+}
+
+/// Whether a TCP connection whose read just returned end of stream was
+/// reset instead: the kernel reports a reset's error once, to whichever of
+/// a connection's two threads asks first, so the copier that writes may
+/// take it and the one that reads then sees a plain end of stream. The
+/// socket's state tells them apart: closed after a reset, CLOSE_WAIT after
+/// a FIN.
+pub fn was_reset(socket: &TcpStream) -> bool {
+    // struct tcp_info begins with tcpi_state; the kernel fills no more
+    // than the length given.
+    let mut state = 0u8;
+    let mut len = 1u32;
+    // SAFETY: the fd is open for the borrow; `state` is a live byte of the
+    // length passed, which the kernel fills and whose length it writes back.
+    let rc = unsafe {
+        getsockopt(
+            socket.as_raw_fd(),
+            IPPROTO_TCP,
+            TCP_INFO,
+            (&mut state as *mut u8).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && len == 1 && state == TCP_CLOSE
 }
 
 /// Sets the accept backlog of a listening socket; Linux caps it at

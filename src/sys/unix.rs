@@ -7,12 +7,12 @@
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::raw::{c_int, c_void};
+use std::os::raw::c_int;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use super::check;
-use super::socket::{connect, SOL_SOCKET};
+use super::socket::{connect, getsockopt, SOL_SOCKET};
 
 const AF_UNIX: c_int = 1;
 const SOCK_STREAM: c_int = 1;
@@ -37,8 +37,6 @@ struct Ucred {
 
 extern "C" {
     fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
-    fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut u32)
-        -> c_int;
     fn umask(mask: u32) -> u32;
 }
 
