@@ -6,6 +6,8 @@ Rules of the ambassador under test (all on loopback):
   echo   -> a server that echoes, speaks first, or resets, as the client asks
   refuse -> a port where nothing listens
   flap   -> an echo server that goes away and comes back every few seconds
+  failover -> a first target up 10 s and down 10 s (flapping every 20 s),
+            then the echo: the targets' health and the prober at work
   udp-echo, udp-flap -> the same for UDP (/udp rules)
 with --idle-timeout, --udp-timeout and a --max-conns below the number of
 client workers (TCP connections and UDP sessions share it).
@@ -47,6 +49,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -203,6 +206,21 @@ def flapping_server(port, stop):
         stop.wait(1.5)
 
 
+def slow_flapping_server(port, stop):
+    """Up 10 s, down 10 s: the first target of the failover rule."""
+    while not stop.is_set():
+        try:
+            ls = listener(port)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        threading.Thread(target=accept_loop, args=(ls, stop), daemon=True).start()
+        stop.wait(10)
+        ls.close()
+        count("failover target down")
+        stop.wait(10)
+
+
 def udp_echo_server(port, stop):
     """Sends every datagram back to its sender until stopped; the socket."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -314,6 +332,19 @@ def client_reset(port):
     time.sleep(0.02)
     reset_close(s)
     count("client reset sent")
+
+
+def failover(port):
+    """Through the failover rule: always served whole, by the first target
+    or the echo behind it; a reset only when the first target went away
+    with this connection in its accept queue (counted apart)."""
+    try:
+        echo(port, random.randint(1, 20_000))
+        count("failover served")
+    except OSError as e:
+        if not is_reset(e):
+            raise
+        count("failover reset as its target closed")
 
 
 def refused(port):
@@ -435,6 +466,7 @@ def worker(ports, deadline):
         ("client reset", 8, lambda: client_reset(ports["echo"])),
         ("refused", 6, lambda: refused(ports["refuse"])),
         ("flapping", 10, lambda: flapping(ports["flap"])),
+        ("failover", 10, lambda: failover(ports["failover"])),
         ("idle", 3, lambda: idle(ports["echo"])),
         ("udp short", 14, lambda: udp_short(ports["udp-echo"])),
         ("udp long", 3, lambda: udp_long(ports["udp-echo"])),
@@ -542,6 +574,27 @@ def udp_loss_report():
             f"duplicated; none was a datagram not sent)")
 
 
+def prober_thread(pid):
+    """1 if the process has its prober thread (named so), else 0."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/comm") as f:
+            if f.read().strip() == "prober":
+                return 1
+    return 0
+
+
+def health_report(log, port):
+    """The failover rule's first target: its changes of health, each said
+    once (as often as the flapper took it down, at most, and up as often)."""
+    target = f"target 127.0.0.1:{port} "
+    down = sum(target in line and "; down, probing it again" in line for line in log.splitlines())
+    up = sum(target in line and " up again after " in line for line in log.splitlines())
+    flaps = stats["failover target down"]
+    if down > flaps + 1 or up > down or (flaps >= 2 and up == 0):
+        fail(f"failover target: {flaps} flaps, but {down} times said down and {up} times up")
+    return f"; failover target flapped {flaps} times: said down {down}, up {up}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, required=True)
@@ -560,6 +613,8 @@ def main():
     refuse_port = listener().getsockname()[1]  # closed at once below: refused
     probe.close()
     threading.Thread(target=flapping_server, args=(flap_port, stop), daemon=True).start()
+    slow_flap_port = amb.free_port()
+    threading.Thread(target=slow_flapping_server, args=(slow_flap_port, stop), daemon=True).start()
     udp_echo_port = amb.free_port(kind=socket.SOCK_DGRAM)
     udp_echo_server(udp_echo_port, stop)
     udp_flap_port = amb.free_port(kind=socket.SOCK_DGRAM)
@@ -569,12 +624,16 @@ def main():
     for name, target in (("echo", echo_ls.getsockname()[1]), ("refuse", refuse_port), ("flap", flap_port)):
         ports[name] = amb.free_port()
         rules.append(f"127.0.0.1:{ports[name]}:127.0.0.1:{target}")
+    ports["failover"] = amb.free_port()
+    rules.append(f"127.0.0.1:{ports['failover']}:127.0.0.1:{slow_flap_port},127.0.0.1:{echo_ls.getsockname()[1]}")
     for name, target in (("udp-echo", udp_echo_port), ("udp-flap", udp_flap_port)):
         ports[name] = amb.free_port(kind=socket.SOCK_DGRAM)
         rules.append(f"127.0.0.1:{ports[name]}:127.0.0.1:{target}/udp")
-    fwd = subprocess.Popen([args.bin, "-q", "--idle-timeout", str(IDLE_TIMEOUT), "--max-conns", str(MAX_CONNS),
+    # Its log (warnings and up): the targets' changes of health are counted from it.
+    log = tempfile.TemporaryFile("w+")
+    fwd = subprocess.Popen([args.bin, "--idle-timeout", str(IDLE_TIMEOUT), "--max-conns", str(MAX_CONNS),
                             "--udp-timeout", str(UDP_TIMEOUT), "--connect-timeout", "2"] + rules,
-                           env={}, stderr=subprocess.PIPE)
+                           env={}, stderr=log)
     try:
         amb.wait_port(ports["refuse"])
         # Let the copier that served the readiness probe park and exit.
@@ -597,15 +656,20 @@ def main():
                 fail("workers did not finish within 2 minutes of the deadline")
                 break
         stop.set()
+        # The prober thread came when a target first went down: one more.
+        start["threads"] += prober_thread(fwd.pid)
         # Quiet: parked copier threads exit after 2 s; give it up to 20 s.
         amb.settle(fwd.pid, start["threads"], start["fds"], timeout=20)
         end = sample(fwd.pid)
         if fwd.poll() is not None:
-            fail(f"ambassador died with {fwd.returncode}: {fwd.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            fail(f"ambassador died with {fwd.returncode}: {log.read()[-2000:]}")
     finally:
         stop.set()
         fwd.terminate()
         fwd.wait(timeout=10)
+    log.seek(0)
+    health = health_report(log.read(), slow_flap_port)
     for what in (("threads", 0), ("fds", 0)):
         if end[what[0]] != start[what[0]]:
             fail(f"{what[0]} went from {start[what[0]]} to {end[what[0]]}")
@@ -620,7 +684,8 @@ def main():
     verdict = "PASS" if not failures else "FAIL"
     print(f"soak: {args.minutes:g} min, {stats['connections']} connections, {stats['bytes'] / 1e6:.0f} MB verified, "
           f"{stats['failures']} failures; threads {start['threads']}->{end['threads']}, fds {start['fds']}->{end['fds']}, "
-          f"RSS {start['rss']}->{end['rss']} KB, CLOSE-WAIT max {max_cw} end {end['close_wait']}{udp_loss_report()}: "
+          f"RSS {start['rss']}->{end['rss']} KB, CLOSE-WAIT max {max_cw} end {end['close_wait']}{udp_loss_report()}"
+          f"{health}: "
           f"{verdict}")
     sys.exit(0 if not failures else 1)
 
