@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes everything that reads untrusted input: the RULE parser (rule), the
 # environment parser (env), the whole command line through getopts and
-# config building (cli), and the PROXY protocol header a trusted peer sends
-# (proxy). cargo-fuzz wants nightly; RUSTC_BOOTSTRAP=1 lets the
+# config building (cli), the PROXY protocol header a trusted peer sends
+# (proxy), and dockerd's command line for its userland proxy (docker_proxy). cargo-fuzz wants nightly; RUSTC_BOOTSTRAP=1 lets the
 # stable toolchain serve. Seeds live in fuzz/seeds; the working corpus in
 # fuzz/corpus (not committed). A crash leaves its input in fuzz/artifacts.
 # Usage: scripts/fuzz.sh [--runs N] [TARGET ...]      (default: 10000000 runs each, all targets)
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 runs=10000000
 [ "${1:-}" = "--runs" ] && { runs=${2:?--runs takes a number}; shift 2; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(rule env cli proxy)
+[ ${#targets[@]} -gt 0 ] || targets=(rule env cli proxy docker_proxy)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do

@@ -10,6 +10,7 @@
 mod address;
 pub mod allow;
 pub mod cli;
+pub mod docker_proxy;
 pub mod env;
 pub mod rule;
 pub mod seconds;
@@ -177,6 +178,16 @@ pub fn build(args: &Args, vars: &[(String, String)]) -> Result<Config, Error> {
         metrics,
         balance,
     })
+}
+
+/// The configuration of one rule with every option at its default (for
+/// dockerd's userland proxy, whose command line gives nothing else).
+pub fn for_rule(rule: &Rule) -> Result<Config, Error> {
+    let args = Args {
+        rules: vec![rule.to_string()],
+        ..Args::default()
+    };
+    build(&args, &[])
 }
 
 /// Drops identical duplicates; rejects two rules whose listen sides clash
