@@ -5,8 +5,9 @@
 //! stream connections (stream/) or UDP sessions (udp/), over what both
 //! share (flow/: the cap, the thread pool, counters, the target walk) ->
 //! sockets, with what std lacks in sys/ (the only unsafe code). This file
-//! only parses, sets up logging, dispatches (run, --check, --healthcheck)
-//! and turns errors into exit codes in one place.
+//! only parses, sets up logging, dispatches (run, --check, --healthcheck,
+//! or dockerd's userland proxy) and turns errors into exit codes in one
+//! place.
 #![deny(unsafe_code)]
 
 mod config;
@@ -24,8 +25,9 @@ use std::process::ExitCode;
 
 use log::LevelFilter;
 
-use crate::config::{cli, env, Config};
+use crate::config::{cli, docker_proxy, env, Config};
 use crate::error::Error;
+use crate::serve::Handover;
 
 fn main() -> ExitCode {
     match run() {
@@ -40,6 +42,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<u8, Error> {
     let raw: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if docker_proxy::is_docker_proxy(raw.first().and_then(|a| a.to_str())) {
+        return Ok(userland_proxy(&raw));
+    }
     let args = cli::parse(&raw)?;
     if args.help {
         return Ok(print(&cli::usage()));
@@ -65,7 +70,53 @@ fn run() -> Result<u8, Error> {
         let passed = health::run(&config, &mut io::stdout().lock()).unwrap_or(false);
         return Ok(if passed { 0 } else { 1 });
     }
-    serve(&config)
+    serve(&config, Handover::from_env()?, || {})
+}
+
+/// dockerd's userland proxy (`--userland-proxy-path`): one rule from its
+/// command line, warnings only, and the outcome of the start reported on
+/// descriptor 3, `0\n` once serving or `1\n` and one line (then exit 1).
+fn userland_proxy(raw: &[OsString]) -> u8 {
+    let mut status = sys::status_pipe();
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(LevelFilter::Warn)
+        .init();
+    let args: Vec<String> = raw
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let ready = |status: &mut Option<std::fs::File>| {
+        if let Some(mut pipe) = status.take() {
+            let _ = pipe.write_all(b"0\n");
+        }
+    };
+    let served = docker_proxy::parse(&args)
+        .map_err(Error::Usage)
+        .and_then(|proxy| {
+            let config = config::for_rule(&proxy.rule)?;
+            let handover = match proxy.use_listen_fd {
+                true => Handover::docker_listen_fd()?,
+                false => Handover::default(),
+            };
+            serve(&config, handover, || ready(&mut status))
+        });
+    match served {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: dockerd shows it as the reason `docker run` failed.
+            let line = err
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if let Some(mut pipe) = status.take() {
+                let _ = pipe.write_all(format!("1\n{line}").as_bytes());
+            }
+            let _ = writeln!(io::stderr(), "ambassador: {line}");
+            1
+        }
+    }
 }
 
 /// The configuration to act on: this process's arguments and environment,
@@ -80,8 +131,9 @@ fn load_config(args: &cli::Args) -> Result<Config, Error> {
     config::build(args, &env::lossy_pairs(std::env::vars_os()))
 }
 
-/// Serves until SIGTERM or SIGINT, then drains if asked (serve/drain.rs).
-fn serve(config: &Config) -> Result<u8, Error> {
+/// Serves until SIGTERM or SIGINT, then drains if asked (serve/drain.rs);
+/// `ready` is called once every rule is served.
+fn serve(config: &Config, handover: Handover, ready: impl FnOnce()) -> Result<u8, Error> {
     // Before any thread exists, so that every thread inherits the mask and
     // only the main thread ever sees these signals.
     let signals = sys::block_signals().map_err(Error::Signals)?;
@@ -93,7 +145,8 @@ fn serve(config: &Config) -> Result<u8, Error> {
         }
         Err(e) => log::debug!("threads keep SCHED_OTHER: cannot set SCHED_BATCH: {e}"),
     }
-    let running = serve::start(config)?;
+    let running = serve::start(config, handover)?;
+    ready();
     serve::until_signalled(&running, &signals, config.drain).map_err(Error::Signals)?;
     Ok(0)
 }

@@ -6,12 +6,15 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::Running;
+use super::running::Running;
 use crate::config::seconds::Secs;
 use crate::sys::{self, SigSet, Signal};
 
 /// How often a drain looks whether every connection has finished.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// The least a drain lasts with a handed-over listener: longer than an
+/// accept on it waits before it sees the stop flag (serve/mod.rs).
+const HANDED_SETTLE: Duration = Duration::from_millis(600);
 
 /// Serves until SIGTERM or SIGINT, logging the counters on SIGUSR1; then
 /// drains for up to `limit` (zero: not at all), logs the counters and
@@ -42,10 +45,18 @@ fn drain(running: &Running, signals: &SigSet, name: &str, limit: Duration) -> io
         "received {name}: stopped listening; draining {at_signal} open connection(s) for up to {}",
         Secs(limit)
     );
-    let deadline = Instant::now() + limit;
+    let started = Instant::now();
+    let deadline = started + limit;
+    // Threads accepting on a handed-over listener see the stop within their
+    // tick and serve what they took meanwhile: the drain waits for them.
+    let settle = match running.has_handed_listeners() {
+        true => HANDED_SETTLE,
+        false => Duration::ZERO,
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if running.open_streams() == 0 || left.is_zero() {
+        let settled = started.elapsed() >= settle;
+        if settled && running.open_streams() == 0 || left.is_zero() {
             break;
         }
         match sys::wait_for_within(signals, left.min(DRAIN_POLL))? {

@@ -6,15 +6,18 @@
 
 mod drain;
 mod exposition;
+mod handover;
 mod metrics;
 mod process;
 mod running;
 
 pub use drain::until_signalled;
+pub use handover::Handover;
 
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use self::running::{RuleStates, Running};
 use crate::config::allow::AllowList;
@@ -31,6 +34,7 @@ use crate::stream::connect;
 use crate::stream::endpoint::Listener;
 use crate::stream::unix::{self, SocketFile};
 use crate::stream::{Forwarding, Timeouts};
+use crate::sys::Handed;
 use crate::udp::{self, Receiver, UdpRule};
 
 /// A bound listen address, before its threads start.
@@ -38,6 +42,11 @@ enum Bound {
     Stream(Listener),
     Udp(UdpSocket),
 }
+
+/// How long an accept on a handed-over listener waits before it looks at
+/// the stop flag: such a listener is never shut down to wake its threads
+/// (its owner's copy would stop listening too).
+const HANDED_TICK: Duration = Duration::from_millis(250);
 
 /// What every rule is served with: the options, and the cap and the stop
 /// flag that all rules share.
@@ -47,32 +56,39 @@ struct Serving {
     accept_proxy: Arc<AllowList>,
     send_proxy: Option<SendProxy>,
     timeouts: Timeouts,
-    udp_timeout: std::time::Duration,
+    udp_timeout: Duration,
     limit: Arc<Limit>,
     stop: Stop,
 }
 
-/// Binds all listen addresses, then starts their threads and, with
-/// --metrics, the metrics thread. Returns once every rule is being served;
-/// the threads run until listening stops.
-pub fn start(config: &Config) -> Result<Running, Error> {
+/// Binds all listen addresses (or takes the sockets handed over for
+/// them), then starts their threads and, with --metrics, the metrics
+/// thread. Returns once every rule is being served; the threads run until
+/// listening stops.
+pub fn start(config: &Config, mut handover: Handover) -> Result<Running, Error> {
     let mut bound = Vec::with_capacity(config.rules.len());
     // Removed again if a later rule cannot be bound.
     let mut socket_files = Vec::new();
     for rule in &config.rules {
-        bound.push(bind(rule, config, &mut socket_files)?);
+        bound.push(match handover.claim(rule) {
+            Some(handed) => (adopt(rule, handed)?, true),
+            None => (bind(rule, config, &mut socket_files)?, false),
+        });
     }
+    handover.check_all_claimed()?;
     log_options(config);
     let serving = Serving::from(config);
     let states: RuleStates = Arc::new(config.rules.iter().map(|r| serving.targets(r)).collect());
     let accept_proxy = !config.accept_proxy.is_empty();
     let stop = serving.stop.clone();
     let mut running = Running::new(Arc::clone(&states), stop, accept_proxy, socket_files);
-    for (targets, socket) in states.iter().zip(bound) {
+    for (targets, (socket, handed)) in states.iter().zip(bound) {
         let targets = Arc::clone(targets);
         match socket {
-            Bound::Stream(listener) => running.add_listener(serving.stream(targets, listener)?),
-            Bound::Udp(socket) => running.add_receiver(serving.udp(targets, socket)?),
+            Bound::Stream(listener) => {
+                running.add_listener(serving.stream(targets, listener, handed)?, handed)
+            }
+            Bound::Udp(socket) => running.add_receiver(serving.udp(targets, socket)?, handed),
         }
     }
     if let Some(addr) = config.metrics {
@@ -90,6 +106,30 @@ fn bind(rule: &Rule, config: &Config, files: &mut Vec<SocketFile>) -> Result<Bou
             files.extend(file);
             Ok(Bound::Stream(listener))
         }
+    }
+}
+
+/// Readies a socket handed over for `rule` (it is bound already).
+fn adopt(rule: &Rule, handed: Handed) -> Result<Bound, Error> {
+    let adopt_error = |source| Error::Bind {
+        listen: format!("{} (handed over)", rule.listen),
+        source,
+    };
+    log::info!(
+        "{}{}: the socket handed over",
+        rule.listen,
+        rule.listen.proto().suffix()
+    );
+    match handed {
+        Handed::Tcp(l) => Listener::Tcp(l)
+            .adopt(HANDED_TICK)
+            .map(Bound::Stream)
+            .map_err(adopt_error),
+        Handed::Unix(l) => Listener::Unix(l)
+            .adopt(HANDED_TICK)
+            .map(Bound::Stream)
+            .map_err(adopt_error),
+        Handed::Udp(socket) => udp::adopt(rule, socket).map(Bound::Udp),
     }
 }
 
@@ -124,7 +164,12 @@ impl Serving {
     }
 
     /// Starts accepting on a stream rule's listener.
-    fn stream(&self, targets: Arc<Targets>, listener: Listener) -> Result<Arc<Listener>, Error> {
+    fn stream(
+        &self,
+        targets: Arc<Targets>,
+        listener: Listener,
+        handed: bool,
+    ) -> Result<Arc<Listener>, Error> {
         let listener = Arc::new(listener);
         let fwd = Forwarding {
             rule: targets.rule().clone(),
@@ -135,6 +180,7 @@ impl Serving {
             accept_proxy: Arc::clone(&self.accept_proxy),
             send_proxy: self.send_proxy,
             limit: Arc::clone(&self.limit),
+            handed,
         };
         let serving = describe(&fwd.rule);
         Acceptor::start(fwd, Arc::clone(&listener), self.stop.clone()).map_err(Error::Thread)?;

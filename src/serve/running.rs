@@ -19,8 +19,9 @@ pub type RuleStates = Arc<Vec<Arc<Targets>>>;
 /// The served rules, while they run.
 pub struct Running {
     states: RuleStates,
-    listeners: Vec<Arc<Listener>>,
-    receivers: Vec<Arc<Receiver>>,
+    /// Each with whether it was handed over (then never shut down here).
+    listeners: Vec<(Arc<Listener>, bool)>,
+    receivers: Vec<(Arc<Receiver>, bool)>,
     stop: Stop,
     /// Whether trusted peers send PROXY headers (their bad ones are counted).
     accept_proxy: bool,
@@ -47,14 +48,20 @@ impl Running {
         }
     }
 
-    /// A stream rule's listener, now accepting.
-    pub fn add_listener(&mut self, listener: Arc<Listener>) {
-        self.listeners.push(listener);
+    /// A stream rule's listener, now accepting; `handed` if it was handed over.
+    pub fn add_listener(&mut self, listener: Arc<Listener>, handed: bool) {
+        self.listeners.push((listener, handed));
     }
 
-    /// A UDP rule's receiver, now receiving.
-    pub fn add_receiver(&mut self, receiver: Arc<Receiver>) {
-        self.receivers.push(receiver);
+    /// A UDP rule's receiver, now receiving; `handed` if its socket was handed over.
+    pub fn add_receiver(&mut self, receiver: Arc<Receiver>, handed: bool) {
+        self.receivers.push((receiver, handed));
+    }
+
+    /// Whether a listener was handed over: its accepting threads see the
+    /// stop flag within their accept tick, and serve what they accept.
+    pub fn has_handed_listeners(&self) -> bool {
+        self.listeners.iter().any(|(_, handed)| *handed)
     }
 
     /// Logs one line of counters per rule.
@@ -79,11 +86,20 @@ impl Running {
     }
 
     /// Closes every listener at once: new clients are refused, every
-    /// accept and receive thread ends.
+    /// accept and receive thread ends. A socket handed over is left
+    /// listening for its owner: its clients wait for the next process.
     pub fn stop_listening(&self) {
         self.stop.set();
-        let streams = self.listeners.iter().map(|l| l.stop());
-        let udp = self.receivers.iter().map(|r| r.stop());
+        let streams = self
+            .listeners
+            .iter()
+            .filter(|(_, handed)| !handed)
+            .map(|(l, _)| l.stop());
+        let udp = self
+            .receivers
+            .iter()
+            .filter(|(_, handed)| !handed)
+            .map(|(r, _)| r.stop());
         for result in streams.chain(udp) {
             if let Err(e) = result {
                 log::warn!("cannot stop listening: {e}");

@@ -63,7 +63,7 @@ impl Acceptor {
             let Some((client, peer)) = self.next(&mut backoff) else {
                 return;
             };
-            if self.accepting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if self.accepting.fetch_sub(1, Ordering::SeqCst) == 1 && !self.stop.is_set() {
                 if let Err(e) = self.add_thread() {
                     log::warn!(
                         "rule {rule}: cannot start a thread to accept with: {e}; \
@@ -97,9 +97,12 @@ impl Acceptor {
             self.fwd.limit.wait_for_room();
             let accepted = self.listener.accept();
             if self.stop.is_set() {
-                // A client that slipped in as listening stopped is refused too.
-                if let Ok((client, _)) = accepted {
-                    client.reset_on_drop();
+                match accepted {
+                    // From a handed-over queue: served here (a drain waits for it).
+                    Ok(client) if self.fwd.handed => return Some(client),
+                    // Else one that slipped in as listening stopped is refused too.
+                    Ok((client, _)) => client.reset_on_drop(),
+                    Err(_) => {}
                 }
                 self.accepting.fetch_sub(1, Ordering::SeqCst);
                 return None;

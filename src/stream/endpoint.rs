@@ -193,6 +193,13 @@ impl Listener {
         Ok(self)
     }
 
+    /// The listener of a socket handed over, bound and listening already:
+    /// only the accept timeout is set (its backlog is its owner's choice).
+    pub fn adopt(self, accept_timeout: Duration) -> io::Result<Listener> {
+        sys::set_accept_timeout(&self, accept_timeout)?;
+        Ok(self)
+    }
+
     /// The next client. It inherits the listener's accept timeout as its
     /// read timeout: the relay sets its own before reading.
     pub fn accept(&self) -> io::Result<(Stream, Peer)> {

@@ -48,4 +48,7 @@ pub struct Forwarding {
     /// --send-proxy
     pub send_proxy: Option<SendProxy>,
     pub limit: Arc<Limit>,
+    /// The listener was handed over: a client accepted as listening stops
+    /// came from a queue the next process would serve, so it is served.
+    pub handed: bool,
 }

@@ -10,7 +10,8 @@
 //! that address, several datagrams per receive (recvmmsg), the threads'
 //! scheduling policy (SCHED_BATCH); for unix sockets, a connect within a
 //! timeout, the peer's credentials (SO_PEERCRED) and the umask around a
-//! bind. Both glibc and musl provide these symbols.
+//! bind; descriptors handed over by a parent (a status pipe, bound
+//! sockets). Both glibc and musl provide these symbols.
 //!
 //! The constants here are Linux's (the same on every Linux architecture
 //! that ambassador builds for); other systems number them differently.
@@ -21,6 +22,7 @@
 
 mod batch;
 mod datagram;
+mod inherit;
 mod sched;
 mod signals;
 mod socket;
@@ -29,6 +31,7 @@ mod wire;
 
 pub use batch::{Batch, MAX_DATAGRAM};
 pub use datagram::{send_from, set_receive_buffer, want_arrival};
+pub use inherit::{status_pipe, take_socket, Handed};
 pub use sched::{prefer_batch, Policy};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{

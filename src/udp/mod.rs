@@ -17,4 +17,4 @@ mod tally;
 mod upstream;
 
 pub use receive::Receiver;
-pub use rule::{bind, UdpRule};
+pub use rule::{adopt, bind, UdpRule};

@@ -38,6 +38,17 @@ pub fn bind(rule: &Rule, addr: SocketAddr) -> Result<UdpSocket, Error> {
         source,
     };
     let socket = UdpSocket::bind(addr).map_err(bind_error)?;
+    adopt(rule, socket)
+}
+
+/// Readies a UDP rule's bound socket (bound here, or handed over): a big
+/// receive buffer, and each datagram's arrival address on a wildcard.
+pub fn adopt(rule: &Rule, socket: UdpSocket) -> Result<UdpSocket, Error> {
+    let bind_error = |source| Error::Bind {
+        listen: format!("{}/udp", rule.listen),
+        source,
+    };
+    let addr = socket.local_addr().map_err(bind_error)?;
     if let Err(e) = sys::set_receive_buffer(&socket, LISTEN_BUFFER) {
         log::debug!("{addr}/udp: cannot raise the receive buffer: {e}");
     }

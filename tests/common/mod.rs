@@ -71,6 +71,14 @@ impl Ambassador {
         Self::start_command(cmd, args, &[])
     }
 
+    /// Starts `WRAPPER... ambassador ARGS` (systemd-socket-activate, say),
+    /// without waiting for anything.
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> Ambassador {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(BIN);
+        Self::start_command(cmd, args, &[])
+    }
+
     /// Starts `WRAPPER... ambassador ARGS` (chrt, say) and waits until it
     /// logged `listeners` "listening on" lines.
     pub fn serve_under(wrapper: &[&str], args: &[&str], listeners: usize) -> Ambassador {

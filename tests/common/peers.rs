@@ -344,17 +344,23 @@ pub fn nginx_peer(dir: &std::path::Path, port: u16) -> Peer {
         child,
         file: Some(dir.to_path_buf()),
     };
-    let local = format!("0100007F:{port:04X}");
-    let listens = || {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        table.lines().any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1] == local && f[3] == "0A"
-        })
-    };
+    let listens = || bound_on(port, "tcp");
     assert!(
         wait_until(Duration::from_secs(10), listens),
         "nginx did not start"
     );
     peer
+}
+
+/// Whether a socket is listening on TCP port 127.0.0.1:`port` (`table`
+/// "tcp"), or bound to that UDP port ("udp"), read from /proc/net without
+/// connecting to it (which a server would log, or take as its first client).
+pub fn bound_on(port: u16, table: &str) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let state = if table == "tcp" { "0A" } else { "07" };
+    let lines = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
+    lines.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1] == local && f[3] == state
+    })
 }
