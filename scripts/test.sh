@@ -105,6 +105,9 @@ python3 scripts/soak.py --minutes 1 --netem
 say "Docker end to end"
 bash scripts/docker-e2e.sh
 
+say "as the userland proxy of a real dockerd (a second one, of this run's own)"
+bash scripts/dockerd-proxy.sh
+
 if docker info >/dev/null 2>&1; then
     say "images for arm64 and arm/v7, recorded as such"
     for arch in aarch64:linux/arm64 armv7:linux/arm/v7; do
