@@ -70,7 +70,7 @@ fn run() -> Result<u8, Error> {
         let passed = health::run(&config, &mut io::stdout().lock()).unwrap_or(false);
         return Ok(if passed { 0 } else { 1 });
     }
-    serve(&config, Handover::from_env()?, || {})
+    serve(&config, Handover::from_env()?, &mut || {})
 }
 
 /// dockerd's userland proxy (`--userland-proxy-path`): one rule from its
@@ -98,7 +98,7 @@ fn userland_proxy(raw: &[OsString]) -> u8 {
                 true => Handover::docker_listen_fd()?,
                 false => Handover::default(),
             };
-            serve(&config, handover, || ready(&mut status))
+            serve(&config, handover, &mut || ready(&mut status))
         });
     match served {
         Ok(code) => code,
@@ -133,7 +133,7 @@ fn load_config(args: &cli::Args) -> Result<Config, Error> {
 
 /// Serves until SIGTERM or SIGINT, then drains if asked (serve/drain.rs);
 /// `ready` is called once every rule is served.
-fn serve(config: &Config, handover: Handover, ready: impl FnOnce()) -> Result<u8, Error> {
+fn serve(config: &Config, handover: Handover, ready: &mut dyn FnMut()) -> Result<u8, Error> {
     // Before any thread exists, so that every thread inherits the mask and
     // only the main thread ever sees these signals.
     let signals = sys::block_signals().map_err(Error::Signals)?;

@@ -14,7 +14,7 @@ from amb import Proc, free_port, status_kb
 
 NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so"
 # Forwarders that carry UDP (the others get no udp rows).
-UDP_FORWARDERS = ("direct", "ambassador", "ambassador-ab", "socat", "nginx")
+UDP_FORWARDERS = ("direct", "ambassador", "ambassador-ab", "socat", "nginx", "docker-proxy", "ambassador-dp")
 
 
 def children(pid):
@@ -121,6 +121,32 @@ def haproxy(fwd, targets, udp_target, workdir):
     return [Proc(["haproxy", "-db", "-f", cfg])]
 
 
+def as_dockerd_spawns(program, proto, listen, target, host="127.0.0.1"):
+    """One userland proxy for host:listen -> host:target, spawned
+    as dockerd spawns it: descriptor 3 a pipe it reports on (docker-proxy
+    with nothing there closes its own listener), read until it closes."""
+    r, w = os.pipe()
+    proc = Proc([program, "-proto", proto, "-host-ip", host, "-host-port", str(listen),
+                 "-container-ip", host, "-container-port", str(target)],
+                pass_fds=(3,), preexec_fn=lambda: os.dup2(w, 3))
+    os.close(w)
+    with os.fdopen(r) as status:
+        got = status.read()
+    if not got.startswith("0"):
+        raise RuntimeError(f"{program} -proto {proto} -host-ip {host} -host-port {listen}: {got!r}")
+    return proc
+
+
+def userland_proxy(program):
+    """A forwarder made of one userland proxy a port, as dockerd runs them."""
+    def start(fwd, targets, udp_target, workdir):
+        ports = [("tcp", fwd.port[t], t) for t in targets]
+        if fwd.udp_port:
+            ports += [("udp", fwd.udp_port, udp_target[0]), ("udp", fwd.dns_port, udp_target[1])]
+        return [as_dockerd_spawns(program, *p) for p in ports]
+    return start
+
+
 def peers(binary, ab_binary=None):
     """Each forwarder's name and how to start it: f(fwd, targets, udp_target, workdir) -> [Proc],
     udp_target being the UDP echo's port and the DNS server's."""
@@ -134,6 +160,9 @@ def peers(binary, ab_binary=None):
     }
     if ab_binary:
         table["ambassador-ab"] = ambassador(ab_binary)
+    # dockerd's userland proxy, and ambassador in its place (opt in: --only).
+    table["docker-proxy"] = userland_proxy("docker-proxy")
+    table["ambassador-dp"] = userland_proxy(binary)
     return table
 
 

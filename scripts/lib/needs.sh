@@ -16,7 +16,7 @@ NEEDS=(
     busybox:busybox-static qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static
     haproxy:haproxy iperf3:iperf3 rinetd:rinetd nginx:nginx-light
     /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream
-    systemd-socket-activate:systemd mkfifo:coreutils
+    systemd-socket-activate:systemd mkfifo:coreutils docker-proxy:docker.io
     dnsmasq:dnsmasq-base dig:bind9-dnsutils dnsperf:dnsperf prometheus:prometheus promtool:prometheus
     arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf
     /usr/lib/arm-linux-musleabihf/libc.a:musl-dev:armhf
