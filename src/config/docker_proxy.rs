@@ -112,7 +112,7 @@ fn address(what: &str, ip: Option<String>, port: Option<String>) -> Result<Socke
     let number = port
         .parse::<u16>()
         .ok()
-        .filter(|&p| p != 0 || what == "host")
+        .filter(|&p| p != 0)
         .ok_or_else(|| format!("-{what}-port {port:?}: expected a port number"))?;
     Ok(SocketAddr::new(parsed, number))
 }
@@ -186,6 +186,9 @@ mod tests {
             "flag needs an argument: -host-port"
         );
         assert_eq!(parsed(&TCP[..8]).unwrap_err(), "-container-port is missing");
+        let mut zero = TCP;
+        zero[5] = "0";
+        assert_eq!(parsed(&zero).unwrap_err(), "-host-port \"0\": expected a port number");
         let mut port = TCP;
         port[5] = "99999";
         assert_eq!(
