@@ -194,6 +194,10 @@ With no RULE, rules come from variables <NAME>_PORT_<P>_TCP=tcp://<HOST>:<PORT>
 and <NAME>_PORT_<P>_UDP=udp://<HOST>:<PORT> (as Docker links write them), each
 listening on 0.0.0.0:P.
 
+Sockets handed over: with LISTEN_PID and LISTEN_FDS (systemd's socket activation)
+a rule takes the socket bound where it listens. With -proto as the first argument,
+ambassador runs as dockerd's userland proxy (dockerd --userland-proxy-path).
+
 Signals: SIGTERM and SIGINT stop (after --drain, if given; a second one stops at
 once); SIGUSR1 logs each rule's counters (open, served, denied, no target, bytes)
 at info level, so -q silences them.
