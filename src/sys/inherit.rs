@@ -5,13 +5,13 @@
 
 use std::fs::File;
 use std::io;
-use std::mem::size_of;
 use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::raw::c_int;
 use std::os::unix::net::UnixListener;
 
-use super::socket::{getsockopt, SOL_SOCKET};
+use super::socket::{get_option, SOL_SOCKET};
+use super::unix::{AF_UNIX, SOCK_STREAM};
 
 const F_GETFD: c_int = 1;
 const F_SETFD: c_int = 2;
@@ -19,10 +19,8 @@ const FD_CLOEXEC: c_int = 1;
 const SO_TYPE: c_int = 3;
 const SO_ACCEPTCONN: c_int = 30;
 const SO_DOMAIN: c_int = 39;
-const AF_UNIX: c_int = 1;
 const AF_INET: c_int = 2;
 const AF_INET6: c_int = 10;
-const SOCK_STREAM: c_int = 1;
 const SOCK_DGRAM: c_int = 2;
 
 extern "C" {
@@ -53,19 +51,7 @@ pub fn status_pipe() -> Option<File> {
 
 fn option(fd: RawFd, name: c_int) -> io::Result<c_int> {
     let mut value: c_int = 0;
-    let mut len = size_of::<c_int>() as u32;
-    // SAFETY: `value` is a live c_int of the length passed, which the
-    // kernel fills; a bad fd or a non-socket is an error, not UB.
-    let rc = unsafe {
-        getsockopt(
-            fd,
-            SOL_SOCKET,
-            name,
-            (&mut value as *mut c_int).cast(),
-            &mut len,
-        )
-    };
-    super::check(rc).map(|()| value)
+    get_option(fd, SOL_SOCKET, name, &mut value).map(|_| value)
 }
 
 /// Takes descriptor `fd`, a socket bound by the parent: a listening TCP

@@ -36,13 +36,8 @@ struct SockAddr {
 extern "C" {
     fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
     pub(super) fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
-    pub(super) fn getsockopt(
-        fd: c_int,
-        level: c_int,
-        name: c_int,
-        value: *mut c_void,
-        len: *mut u32,
-    ) -> c_int;
+    fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut u32)
+        -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
 }
@@ -67,6 +62,23 @@ pub(super) fn set_option<T>(
         )
     };
     check(rc)
+}
+
+/// Reads a socket option into `value`, a plain C struct or integer that
+/// the kernel fills as the option's type (or the first bytes of it); how
+/// many bytes it wrote.
+pub(super) fn get_option<T>(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: &mut T,
+) -> io::Result<u32> {
+    let mut len = size_of::<T>() as u32;
+    // SAFETY: `value` is a live, writable T of the length passed, which the
+    // kernel fills and whose length it writes back; a bad fd or a
+    // non-socket is an error, not undefined behaviour.
+    let rc = unsafe { getsockopt(fd, level, name, (value as *mut T).cast(), &mut len) };
+    check(rc).map(|()| len)
 }
 
 /// Makes the next close of this socket send a reset instead of a FIN.
@@ -134,19 +146,8 @@ pub fn was_reset(socket: &TcpStream) -> bool {
     // struct tcp_info begins with tcpi_state; the kernel fills no more
     // than the length given.
     let mut state = 0u8;
-    let mut len = 1u32;
-    // SAFETY: the fd is open for the borrow; `state` is a live byte of the
-    // length passed, which the kernel fills and whose length it writes back.
-    let rc = unsafe {
-        getsockopt(
-            socket.as_raw_fd(),
-            IPPROTO_TCP,
-            TCP_INFO,
-            (&mut state as *mut u8).cast(),
-            &mut len,
-        )
-    };
-    rc == 0 && len == 1 && state == TCP_CLOSE
+    let read = get_option(socket.as_raw_fd(), IPPROTO_TCP, TCP_INFO, &mut state);
+    read.is_ok_and(|len| len == 1) && state == TCP_CLOSE
 }
 
 /// Sets the accept backlog of a listening socket; Linux caps it at

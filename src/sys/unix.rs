@@ -12,10 +12,10 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use super::check;
-use super::socket::{connect, getsockopt, SOL_SOCKET};
+use super::socket::{connect, get_option, SOL_SOCKET};
 
-const AF_UNIX: c_int = 1;
-const SOCK_STREAM: c_int = 1;
+pub(super) const AF_UNIX: c_int = 1;
+pub(super) const SOCK_STREAM: c_int = 1;
 const SOCK_CLOEXEC: c_int = 0o2_000_000;
 const SO_PEERCRED: c_int = 17;
 /// sun_path's size in struct sockaddr_un on Linux.
@@ -94,19 +94,8 @@ fn sockaddr_un(path: &str) -> io::Result<(SockAddrUn, u32)> {
 /// they were when it connected.
 pub fn peer_cred(stream: &UnixStream) -> io::Result<(i32, u32)> {
     let mut cred = Ucred::default();
-    let mut len = size_of::<Ucred>() as u32;
-    // SAFETY: the fd is open for the borrow; cred is a live ucred of `len`
-    // bytes, which the kernel fills and whose length it writes back.
-    let rc = unsafe {
-        getsockopt(
-            stream.as_raw_fd(),
-            SOL_SOCKET,
-            SO_PEERCRED,
-            (&mut cred as *mut Ucred).cast(),
-            &mut len,
-        )
-    };
-    check(rc).map(|()| (cred.pid, cred.uid))
+    get_option(stream.as_raw_fd(), SOL_SOCKET, SO_PEERCRED, &mut cred)?;
+    Ok((cred.pid, cred.uid))
 }
 
 /// Runs `f` with the process umask set to `mask`, then restores it. Only
