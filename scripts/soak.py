@@ -626,6 +626,7 @@ def main():
         # Let the copier that served the readiness probe park and exit.
         time.sleep(3)
         start = sample(fwd.pid)
+        had_prober = prober_thread(fwd.pid)
         print(f"soak: start: {start}", flush=True)
         deadline = time.time() + args.minutes * 60
         workers = [threading.Thread(target=worker, args=(ports, deadline), daemon=True)
@@ -643,8 +644,9 @@ def main():
                 fail("workers did not finish within 2 minutes of the deadline")
                 break
         stop.set()
-        # The prober thread came when a target first went down: one more.
-        start["threads"] += prober_thread(fwd.pid)
+        # The prober thread comes when a target first goes down (the
+        # readiness probe of the refusing rule may already have started it).
+        start["threads"] += prober_thread(fwd.pid) - had_prober
         # Quiet: parked copier threads exit after 2 s; give it up to 20 s.
         amb.settle(fwd.pid, start["threads"], start["fds"], timeout=20)
         end = sample(fwd.pid)
