@@ -188,7 +188,10 @@ mod tests {
         assert_eq!(parsed(&TCP[..8]).unwrap_err(), "-container-port is missing");
         let mut zero = TCP;
         zero[5] = "0";
-        assert_eq!(parsed(&zero).unwrap_err(), "-host-port \"0\": expected a port number");
+        assert_eq!(
+            parsed(&zero).unwrap_err(),
+            "-host-port \"0\": expected a port number"
+        );
         let mut port = TCP;
         port[5] = "99999";
         assert_eq!(
