@@ -172,8 +172,6 @@ impl Serving {
     ) -> Result<Arc<Listener>, Error> {
         let listener = Arc::new(listener);
         let fwd = Forwarding {
-            rule: targets.rule().clone(),
-            counters: Arc::clone(targets.counters()),
             targets,
             timeouts: self.timeouts,
             allow: Arc::clone(&self.allow),
@@ -182,7 +180,7 @@ impl Serving {
             limit: Arc::clone(&self.limit),
             handed,
         };
-        let serving = describe(&fwd.rule);
+        let serving = describe(fwd.rule());
         Acceptor::start(fwd, Arc::clone(&listener), self.stop.clone()).map_err(Error::Thread)?;
         log::info!("{serving}");
         Ok(listener)
@@ -192,8 +190,6 @@ impl Serving {
     fn udp(&self, targets: Arc<Targets>, socket: UdpSocket) -> Result<Arc<Receiver>, Error> {
         let serving = describe(targets.rule());
         let udp = Arc::new(UdpRule {
-            rule: targets.rule().clone(),
-            counters: Arc::clone(targets.counters()),
             targets,
             socket,
             timeout: self.udp_timeout,

@@ -57,7 +57,7 @@ impl Acceptor {
     /// Accepts and serves clients until listening stops, or until a client
     /// is served while enough other threads accept.
     fn run(self: Arc<Self>) {
-        let rule = &self.fwd.rule;
+        let rule = self.fwd.rule();
         let mut backoff = Backoff::default();
         loop {
             let Some((client, peer)) = self.next(&mut backoff) else {
@@ -92,7 +92,7 @@ impl Acceptor {
     /// time and another thread is accepting: this thread then no longer
     /// counts as accepting.
     fn next(&self, backoff: &mut Backoff) -> Option<(Stream, Peer)> {
-        let rule = &self.fwd.rule;
+        let rule = self.fwd.rule();
         loop {
             self.fwd.limit.wait_for_room();
             let accepted = self.listener.accept();

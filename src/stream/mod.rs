@@ -37,9 +37,7 @@ pub struct Timeouts {
 
 /// How one stream rule forwards: what every connection of it shares.
 pub struct Forwarding {
-    pub rule: Rule,
-    pub counters: Arc<Counters>,
-    /// The rule's targets and their health.
+    /// The rule, its counters, its targets and their health.
     pub targets: Arc<Targets>,
     pub timeouts: Timeouts,
     pub allow: Arc<AllowList>,
@@ -51,4 +49,16 @@ pub struct Forwarding {
     /// The listener was handed over: a client accepted as listening stops
     /// came from a queue the next process would serve, so it is served.
     pub handed: bool,
+}
+
+impl Forwarding {
+    /// The rule forwarded.
+    pub fn rule(&self) -> &Rule {
+        self.targets.rule()
+    }
+
+    /// The rule's counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        self.targets.counters()
+    }
 }

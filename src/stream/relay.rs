@@ -29,10 +29,10 @@ pub fn serve(stream: Stream, peer: Peer, fwd: &Forwarding) {
     let Some(permit) = admit(&stream, &client, fwd) else {
         return;
     };
-    let connecting = fwd.counters.connecting();
-    let rule = &fwd.rule;
+    let connecting = fwd.counters().connecting();
+    let rule = fwd.rule();
     let Some((target, reached)) = connect(&fwd.targets, fwd.timeouts.connect) else {
-        fwd.counters.no_target();
+        fwd.counters().no_target();
         log::warn!("rule {rule}: no target answered; closing client {client}");
         // A reset, not a FIN: the client must not mistake this for an empty reply.
         stream.reset_on_drop();
@@ -71,8 +71,8 @@ fn identify(stream: &Stream, peer: Peer, fwd: &Forwarding) -> Option<(Client, Ve
             Some((Client { peer, proxied }, rest))
         }
         Err(e) => {
-            fwd.counters.bad_header();
-            log::warn!("rule {}: {peer}: {e}; reset", fwd.rule);
+            fwd.counters().bad_header();
+            log::warn!("rule {}: {peer}: {e}; reset", fwd.rule());
             stream.reset_on_drop();
             None
         }
@@ -84,8 +84,8 @@ fn identify(stream: &Stream, peer: Peer, fwd: &Forwarding) -> Option<(Client, Ve
 /// connection is made for it.
 fn admit(stream: &Stream, client: &Client, fwd: &Forwarding) -> Option<Permit> {
     if client.ip().is_some_and(|ip| !fwd.allow.permits(ip)) {
-        fwd.counters.denied();
-        log::debug!("rule {}: {client} is not allowed; reset", fwd.rule);
+        fwd.counters().denied();
+        log::debug!("rule {}: {client} is not allowed; reset", fwd.rule());
         stream.reset_on_drop();
         return None;
     }
@@ -109,7 +109,7 @@ fn relay(ends: Ends, fwd: &Forwarding, admitted: (Connecting, Permit), prefix: &
     let conn = Arc::new(Conn::new(ends, idle, connecting, permit));
     let down = Arc::clone(&conn);
     if let Err(e) = Pool::global().run(move || copy(&down, Direction::Down, &[])) {
-        let (rule, client) = (&fwd.rule, conn.client());
+        let (rule, client) = (fwd.rule(), conn.client());
         log::warn!("rule {rule}: dropping client {client}: cannot start a thread: {e}");
         conn.note_abort(|| format!("no thread: {e}"));
         conn.teardown();

@@ -59,7 +59,7 @@ impl Receiver {
     pub fn run(self: Arc<Self>, stop: Stop) {
         let mut batch = sys::Batch::default();
         let mut backoff = Backoff::default();
-        let rule = &self.udp.rule;
+        let rule = self.udp.rule();
         loop {
             let received = batch.receive(&self.udp.socket);
             if stop.is_set() {
@@ -76,7 +76,7 @@ impl Receiver {
             backoff.reset();
             for (datagram, client, arrival) in (0..count).filter_map(|i| batch.get(i)) {
                 if !self.allow.permits(client.ip()) {
-                    self.udp.counters.denied();
+                    self.udp.counters().denied();
                     log::debug!("rule {rule}: {client} is not allowed; datagram dropped");
                     continue;
                 }
@@ -108,9 +108,9 @@ impl Receiver {
         client: SocketAddr,
         arrival: Option<Arrival>,
     ) -> Option<Arc<Session>> {
-        let rule = &self.udp.rule;
+        let rule = self.udp.rule();
         let Some(permit) = self.limit.try_acquire() else {
-            self.udp.counters.over_cap();
+            self.udp.counters().over_cap();
             log::debug!("rule {rule}: {client}: --max-conns reached; datagram dropped");
             return None;
         };
@@ -155,7 +155,7 @@ impl Receiver {
         if table.get(&client).is_some_and(|s| Arc::ptr_eq(s, session)) {
             table.remove(&client);
             if session.counted() {
-                self.udp.counters.closed();
+                self.udp.counters().closed();
             }
         }
     }

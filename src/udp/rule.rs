@@ -1,7 +1,7 @@
 //! What every session of a UDP rule shares with its receive thread: the
-//! rule, its counters and targets, the listening socket (the client's datagrams arrive
-//! there and the replies leave through it) and --udp-timeout; and binding
-//! that socket.
+//! rule with its counters and targets, the listening socket (the client's
+//! datagrams arrive there and the replies leave through it) and
+//! --udp-timeout; and binding that socket.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -20,14 +20,24 @@ const LISTEN_BUFFER: i32 = 4 << 20;
 
 /// A UDP rule being served.
 pub struct UdpRule {
-    pub rule: Rule,
-    pub counters: Arc<Counters>,
-    /// The rule's targets and their health.
+    /// The rule, its counters, its targets and their health.
     pub targets: Arc<Targets>,
     /// The listening socket; replies leave through it too.
     pub socket: UdpSocket,
     /// --udp-timeout
     pub timeout: Duration,
+}
+
+impl UdpRule {
+    /// The rule forwarded.
+    pub fn rule(&self) -> &Rule {
+        self.targets.rule()
+    }
+
+    /// The rule's counters.
+    pub fn counters(&self) -> &Counters {
+        self.targets.counters()
+    }
 }
 
 /// Binds a UDP rule's listen address `addr`, asking for each datagram's arrival

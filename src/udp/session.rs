@@ -82,12 +82,12 @@ impl Session {
             return "no target answered".to_string();
         }
         self.counted.store(true, Ordering::Release);
-        udp.counters.opened();
+        udp.counters().opened();
         log::debug!(
             "{} -> {}: UDP session open (rule {})",
             self.client,
             self.upstream.text(),
-            udp.rule
+            udp.rule()
         );
         let socket = self.upstream.socket();
         match socket.set_read_timeout(Some(tick(udp.timeout))) {
@@ -152,7 +152,7 @@ impl Session {
 
     fn count_up(&self, udp: &UdpRule, n: usize) {
         self.up.add(1, n as u64);
-        udp.counters.delivered(Direction::Up, n);
+        udp.counters().delivered(Direction::Up, n);
     }
 
     /// Reaches the next target of the session's walk, then sends what
@@ -185,8 +185,8 @@ impl Session {
 
     /// No target of the list answered: counted, and said with what follows.
     fn no_target(&self, udp: &UdpRule, what: &str) {
-        udp.counters.no_target();
-        let (rule, client) = (&udp.rule, self.client);
+        udp.counters().no_target();
+        let (rule, client) = (udp.rule(), self.client);
         log::warn!("rule {rule}: no target answered; {what} of {client}");
     }
 
@@ -208,7 +208,7 @@ impl Session {
         if let Err(e) = Pool::global().run(job) {
             log::warn!(
                 "rule {}: {}: cannot start a thread to fail over: {e}",
-                udp.rule,
+                udp.rule(),
                 self.client
             );
             self.dead.store(true, Ordering::Release);
@@ -238,7 +238,7 @@ impl Session {
                         Ok(_) => {
                             datagrams += 1;
                             bytes += n as u64;
-                            udp.counters.delivered(Direction::Down, n);
+                            udp.counters().delivered(Direction::Down, n);
                         }
                         Err(e) => log::debug!("{}: reply not sent: {e}", self.client),
                     }
