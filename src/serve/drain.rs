@@ -12,9 +12,6 @@ use crate::sys::{self, SigSet, Signal};
 
 /// How often a drain looks whether every connection has finished.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
-/// The least a drain lasts with a handed-over listener: longer than an
-/// accept on it waits before it sees the stop flag (serve/mod.rs).
-const HANDED_SETTLE: Duration = Duration::from_millis(600);
 
 /// Serves until SIGTERM or SIGINT, logging the counters on SIGUSR1; then
 /// drains for up to `limit` (zero: not at all), logs the counters and
@@ -47,12 +44,7 @@ fn drain(running: &Running, signals: &SigSet, name: &str, limit: Duration) -> io
     );
     let started = Instant::now();
     let deadline = started + limit;
-    // Threads accepting on a handed-over listener see the stop within their
-    // tick and serve what they took meanwhile: the drain waits for them.
-    let settle = match running.has_handed_listeners() {
-        true => HANDED_SETTLE,
-        false => Duration::ZERO,
-    };
+    let settle = running.settle_time();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let settled = started.elapsed() >= settle;

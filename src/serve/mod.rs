@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use self::running::{RuleStates, Running};
+use self::running::{RuleStates, Running, HANDED_TICK};
 use crate::config::allow::AllowList;
 use crate::config::rule::{Listen, Rule};
 use crate::config::{Balance, Config, SendProxy};
@@ -42,11 +42,6 @@ enum Bound {
     Stream(Listener),
     Udp(UdpSocket),
 }
-
-/// How long an accept on a handed-over listener waits before it looks at
-/// the stop flag: such a listener is never shut down to wake its threads
-/// (its owner's copy would stop listening too).
-const HANDED_TICK: Duration = Duration::from_millis(250);
 
 /// What every rule is served with: the options, and the cap and the stop
 /// flag that all rules share.

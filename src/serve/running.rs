@@ -4,6 +4,7 @@
 //! drops, at exit, after the drain).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::rule::Listen;
 use crate::flow::targets::Targets;
@@ -11,6 +12,11 @@ use crate::flow::Stop;
 use crate::stream::endpoint::Listener;
 use crate::stream::unix::SocketFile;
 use crate::udp::Receiver;
+
+/// How long an accept on a handed-over listener waits before it looks at
+/// the stop flag: such a listener is never shut down to wake its threads
+/// (its owner's copy would stop listening too).
+pub const HANDED_TICK: Duration = Duration::from_millis(250);
 
 /// Every rule's targets, with the rule's counters and the targets' health,
 /// in the configuration's order (shared with the metrics thread).
@@ -58,10 +64,14 @@ impl Running {
         self.receivers.push((receiver, handed));
     }
 
-    /// Whether a listener was handed over: its accepting threads see the
-    /// stop flag within their accept tick, and serve what they accept.
-    pub fn has_handed_listeners(&self) -> bool {
-        self.listeners.iter().any(|(_, handed)| *handed)
+    /// The least a drain lasts: with a listener handed over, longer than
+    /// its accepting threads take to see the stop flag (they serve what
+    /// they accept meanwhile, and the drain waits for it); else nothing.
+    pub fn settle_time(&self) -> Duration {
+        match self.listeners.iter().any(|(_, handed)| *handed) {
+            true => HANDED_TICK * 2 + Duration::from_millis(100),
+            false => Duration::ZERO,
+        }
     }
 
     /// Logs one line of counters per rule.
