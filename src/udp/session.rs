@@ -216,8 +216,7 @@ impl Session {
     }
 
     /// Relays replies until the session ends; returns why. What went down
-    /// is counted here and stored at the end: no cache line shared per
-    /// datagram.
+    /// is counted here, stored at the end: no cache line shared per datagram.
     fn replies(self: &Arc<Self>, udp: &Arc<UdpRule>, expire: impl Fn() -> bool) -> String {
         let (mut datagrams, mut bytes) = (0u64, 0u64);
         let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -232,7 +231,8 @@ impl Session {
                     // No lock: only this thread decides that the session expired.
                     self.touch();
                     if !answered {
-                        answered = self.upstream.answered(udp);
+                        self.upstream.answered(udp);
+                        answered = true;
                     }
                     match sys::send_from(&udp.socket, &buf[..n], self.client, self.arrival) {
                         Ok(_) => {

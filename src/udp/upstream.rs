@@ -60,10 +60,10 @@ impl Upstream {
             .failed(index, format_args!("refused (port unreachable{at})"));
     }
 
-    /// The target replied, which is what shows a UDP target up again: true.
-    pub fn answered(&self, udp: &UdpRule) -> bool {
+    /// The target reached replied, which is what shows a UDP target up
+    /// again.
+    pub fn answered(&self, udp: &UdpRule) {
         udp.targets.answered(self.target().0);
-        true
     }
 
     /// Points the socket at `addr`, making it (of `addr`'s family) for the
