@@ -148,17 +148,22 @@ impl Targets {
         };
         match attempt(target, rotation) {
             Ok(found) => {
-                self.counters.target_tried(index, true);
-                // A UDP target is up again only once it answers (`answered`).
-                if self.probe.is_some() {
-                    self.answered(index);
-                }
+                self.reached(index);
                 Some((index, found))
             }
             Err(e) => {
                 self.failed(index, format_args!("failed: {e}"));
                 None
             }
+        }
+    }
+
+    /// Target `index` was reached: counted, and up again for a stream rule
+    /// (a UDP target is up again only once it answers: `answered`).
+    fn reached(&self, index: usize) {
+        self.counters.target_tried(index, true);
+        if self.probe.is_some() {
+            self.answered(index);
         }
     }
 
@@ -200,7 +205,7 @@ impl Targets {
         }
     }
 
-    /// Each target and how long it has been down (None: up), in the rule's order.
+    /// Each target and how long it has been down (None: up), in order.
     pub fn states(&self) -> impl Iterator<Item = (&Target, Option<Duration>)> {
         self.rule
             .targets
@@ -233,10 +238,7 @@ impl Probed for Targets {
                 let target = &self.rule.targets[index];
                 log::trace!("probing {target}");
                 match probe(target, None) {
-                    Ok(()) => {
-                        self.counters.target_tried(index, true);
-                        self.answered(index);
-                    }
+                    Ok(()) => self.reached(index),
                     Err(e) => {
                         self.counters.target_tried(index, false);
                         self.went_down(index, format_args!("failed a probe: {e}"), true);
