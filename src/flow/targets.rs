@@ -121,11 +121,11 @@ impl Targets {
     }
 
     /// The targets a client tries first, bit by index: those up, and for a
-    /// UDP rule those whose retry is due.
+    /// UDP rule those whose retry is due (the clock read only for those).
     fn eligible(&self) -> u64 {
-        let now = now_ms();
-        let due =
-            |h: &TargetHealth| self.probe.is_none() && h.retry_at().is_some_and(|at| at <= now);
+        let due = |h: &TargetHealth| {
+            self.probe.is_none() && h.retry_at().is_some_and(|at| at <= now_ms())
+        };
         let up = self.health.iter().map(|h| h.is_up() || due(h));
         up.enumerate()
             .fold(0, |mask, (i, up)| if up { mask | bit(i) } else { mask })
