@@ -24,8 +24,13 @@ pub struct DockerProxy {
 
 /// True when a command line is dockerd's for its userland proxy.
 pub fn is_docker_proxy(first: Option<&str>) -> bool {
-    let flag = first.and_then(|a| a.strip_prefix("--").or_else(|| a.strip_prefix('-')));
+    let flag = first.and_then(flag);
     flag.is_some_and(|f| f == "proto" || f.starts_with("proto="))
+}
+
+/// A Go flag without its dash or two; None for an argument that is no flag.
+fn flag(arg: &str) -> Option<&str> {
+    arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))
 }
 
 /// Parses dockerd's arguments (all of them, the program name excluded).
@@ -33,7 +38,7 @@ pub fn parse(args: &[String]) -> Result<DockerProxy, String> {
     let mut flags = Flags::default();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
-        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+        let Some(flag) = flag(arg) else {
             return Err(format!("{arg:?}: expected a flag (-proto, -host-ip, -host-port, -container-ip, -container-port, -use-listen-fd)"));
         };
         let (name, inline) = match flag.split_once('=') {
