@@ -118,21 +118,12 @@ fn redis_cli_to(to: &[&str], args: &[&str], stdin: Option<&[u8]>) -> String {
 /// TCP at the same port too, so the port is one free for both; a dnsmasq
 /// that could not start (the port taken meanwhile) is started again.
 pub fn dnsmasq() -> (Peer, u16) {
-    let bin = require("dnsmasq", "dnsmasq-base");
     for _ in 0..3 {
         // One file per server: tests run in parallel in one process.
         let hosts = temp_path("hosts");
         std::fs::write(&hosts, "192.0.2.10 web.ambassador.test\n").expect("hosts file");
         let port = free_udp_and_tcp_port();
-        let child = Command::new(&bin)
-            .args(["--keep-in-foreground", "--no-resolv", "--no-hosts"])
-            .args(["--bind-interfaces", "--listen-address=127.0.0.1"])
-            .args(["--conf-file=/dev/null", &format!("--port={port}")])
-            .arg(format!("--addn-hosts={}", hosts.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dnsmasq");
+        let child = spawn_dnsmasq("127.0.0.1", port, &hosts, &[]);
         let mut dns = Peer {
             child,
             file: Some(hosts),
@@ -148,6 +139,21 @@ pub fn dnsmasq() -> (Peer, u16) {
         assert!(exited, "dnsmasq on port {port} did not answer within 15 s");
     }
     panic!("dnsmasq exited at start three times (its port taken each time?)");
+}
+
+/// dnsmasq in the foreground on `ip`:`port`, answering from the hosts
+/// file `hosts` alone (no resolv.conf, no /etc/hosts), with `extra`.
+fn spawn_dnsmasq(ip: &str, port: u16, hosts: &std::path::Path, extra: &[&str]) -> Child {
+    Command::new(require("dnsmasq", "dnsmasq-base"))
+        .args(["--keep-in-foreground", "--no-resolv", "--no-hosts"])
+        .args(["--bind-interfaces", &format!("--listen-address={ip}")])
+        .args(["--conf-file=/dev/null", &format!("--port={port}")])
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dnsmasq")
 }
 
 /// A port on 127.0.0.1 free for both UDP and TCP a moment ago.
@@ -252,7 +258,6 @@ pub struct Resolver {
 }
 
 pub fn dnsmasq_resolver(hosts_text: &str) -> Resolver {
-    let bin = require("dnsmasq", "dnsmasq-base");
     // One address per test: tests run in parallel, each with its own server.
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = std::process::id() % 200 + 1;
@@ -262,24 +267,8 @@ pub fn dnsmasq_resolver(hosts_text: &str) -> Resolver {
     );
     let hosts = temp_path("hosts");
     std::fs::write(&hosts, hosts_text).expect("hosts file");
-    let child = Command::new(&bin)
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--no-negcache",
-        ])
-        .args([
-            "--bind-interfaces",
-            &format!("--listen-address={ip}"),
-            "--port=53",
-        ])
-        .args(["--conf-file=/dev/null", "--local=/test/"])
-        .arg(format!("--addn-hosts={}", hosts.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
+    // Names under .test it does not know are NXDOMAIN, and not remembered.
+    let child = spawn_dnsmasq(&ip, 53, &hosts, &["--no-negcache", "--local=/test/"]);
     let dns = Peer { child, file: None };
     let first = hosts_text.split_whitespace().nth(1).unwrap_or("none.test");
     let answers = wait_until(Duration::from_secs(15), || {
