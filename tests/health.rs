@@ -78,8 +78,11 @@ fn echoes(port: u16, seed: u64) {
     assert!(round_trip(connect(local(port)), data.clone()).unwrap() == data);
 }
 
-fn count(log: &str, text: &str) -> usize {
-    log.matches(text).count()
+/// Fails, showing the log, unless `text` stands in it exactly once: a
+/// change said once however many clients saw it, a target tried by one.
+fn said_once(amb: &Ambassador, text: &str) {
+    let log = amb.stderr();
+    assert_eq!(log.matches(text).count(), 1, "{text:?} in:\n{log}");
 }
 
 #[test]
@@ -93,19 +96,10 @@ fn a_silent_target_costs_the_first_client_a_wait_and_no_other() {
         echoes(port, seed);
     }
     assert_eq!(live.accepted.load(SeqCst), 11);
-    let log = amb.stderr();
     // The first client's try took it down (said once, at warn); no other
     // client tried it (probes say "failed a probe").
-    assert_eq!(
-        count(&log, &format!("target {} failed: ", silent.addr)),
-        1,
-        "{log}"
-    );
-    assert_eq!(
-        count(&log, "; down, probing it again in 1.000s"),
-        1,
-        "{log}"
-    );
+    said_once(&amb, &format!("target {} failed: ", silent.addr));
+    said_once(&amb, "; down, probing it again in 1.000s");
     amb.expect_counters(&format!("down: {} for ", silent.addr));
 }
 
@@ -123,14 +117,9 @@ fn each_change_is_logged_once_however_many_clients_see_it() {
         c.join().expect("a client");
     }
     assert_eq!(live.accepted.load(SeqCst), 50);
-    let log = amb.stderr();
-    assert_eq!(
-        count(
-            &log,
-            &format!("target {refused} failed: Connection refused")
-        ),
-        1,
-        "{log}"
+    said_once(
+        &amb,
+        &format!("target {refused} failed: Connection refused"),
     );
 }
 
@@ -246,8 +235,7 @@ fn two_hundred_clients_while_the_first_target_dies() {
     let longest = waits.iter().max().unwrap();
     eprintln!("longest client of 200: {longest:?} (connect timeout 2 s)");
     assert!(first.accepted.load(SeqCst) + live.accepted.load(SeqCst) >= 201);
-    let log = amb.stderr();
-    assert_eq!(count(&log, "; down, probing it again"), 1, "{log}");
+    said_once(&amb, "; down, probing it again");
     // The prober thread is new; everything else goes back to where it was.
     amb.assert_settles_to(threads + 1, fds);
 }
@@ -330,13 +318,8 @@ fn a_name_that_stops_resolving_is_skipped_by_the_next_clients() {
         echoes(port, seed);
     }
     assert_eq!(live.accepted.load(SeqCst), 5);
-    let log = amb.stderr();
-    assert_eq!(
-        count(&log, &format!("target {target} failed: ")),
-        1,
-        "{log}"
-    );
-    assert_eq!(count(&log, "; down, probing it again"), 1, "{log}");
+    said_once(&amb, &format!("target {target} failed: "));
+    said_once(&amb, "; down, probing it again");
 }
 
 #[test]
@@ -355,12 +338,7 @@ fn a_unix_target_whose_path_goes_away_is_skipped_and_probed_back() {
         echoes(port, seed);
     }
     assert_eq!(live.accepted.load(SeqCst), 4);
-    let log = amb.stderr();
-    assert_eq!(
-        count(&log, &format!("target unix:{path} failed: ")),
-        1,
-        "{log}"
-    );
+    said_once(&amb, &format!("target unix:{path} failed: "));
     unix_echo_server(&path);
     amb.expect_log(&format!("target unix:{path} up again after "));
     echoes(port, 6);
@@ -386,12 +364,7 @@ fn a_refusing_udp_target_is_skipped_by_the_next_sessions_and_retried_after_its_w
         assert_eq!(dig(port, "web.ambassador.test"), "192.0.2.10");
     }
     let refused = format!("refused (port unreachable at 127.0.0.1:{closed})");
-    let log = amb.stderr();
-    assert_eq!(
-        count(&log, &format!("{refused}; down, trying it again in 1.000s")),
-        1,
-        "{log}"
-    );
+    said_once(&amb, &format!("{refused}; down, trying it again in 1.000s"));
     // After its wait, the next new session tries it again, and fails over.
     let retried = format!("{refused}; still down, trying it again in 2.000s");
     let seen = wait_until(IO_TIMEOUT, || {
