@@ -46,6 +46,18 @@ struct Proxy {
     status: String,
 }
 
+impl Proxy {
+    /// Its exit code once it exits within `within`; None if it does not.
+    fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let mut code = None;
+        wait_until(within, || {
+            code = self.child.try_wait().unwrap().map(|s| s.code());
+            code.is_some()
+        });
+        code.flatten()
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -109,6 +121,14 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// A proxy for 127.0.0.1:`port` (bound by the test, on descriptor 4 with
+/// -use-listen-fd) to `target`.
+fn with_listen_fd(proto: &str, port: u16, target: &std::net::SocketAddr) -> Proxy {
+    let mut args = dockerd_args(proto, &port.to_string(), target);
+    args.push("-use-listen-fd".into());
+    spawn_as_dockerd(proto, Some(port), &strs(&args))
+}
+
 #[test]
 fn as_dockerd_s_proxy_it_reports_0_then_forwards_tcp_both_ways() {
     let target = echo_server();
@@ -122,9 +142,7 @@ fn as_dockerd_s_proxy_it_reports_0_then_forwards_tcp_both_ways() {
     let pid = proxy.child.id().to_string();
     let started = Instant::now();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let exited = wait_until(Duration::from_secs(5), || {
-        proxy.child.try_wait().unwrap().is_some()
-    });
+    let exited = proxy.exit_code(Duration::from_secs(5)).is_some();
     assert!(
         exited && started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -134,12 +152,9 @@ fn as_dockerd_s_proxy_it_reports_0_then_forwards_tcp_both_ways() {
 
 #[test]
 fn with_use_listen_fd_it_serves_the_socket_on_descriptor_4_and_never_binds() {
-    // A target that half-closes after the client's end, and one that resets.
-    let target = echo_server();
+    // An echo, which half-closes after the client's end, and a target that resets.
     let port = free_port();
-    let mut args = dockerd_args("tcp", &port.to_string(), &target);
-    args.push("-use-listen-fd".into());
-    let proxy = spawn_as_dockerd("tcp", Some(port), &strs(&args));
+    let proxy = with_listen_fd("tcp", port, &echo_server());
     assert_eq!(proxy.status, "0\n");
     let mut c = connect(local(port));
     c.write_all(b"half").unwrap();
@@ -151,9 +166,7 @@ fn with_use_listen_fd_it_serves_the_socket_on_descriptor_4_and_never_binds() {
         reset_on_drop(&s);
     });
     let other = free_port();
-    let mut args = dockerd_args("tcp", &other.to_string(), &resetting);
-    args.push("-use-listen-fd".into());
-    let _proxy = spawn_as_dockerd("tcp", Some(other), &strs(&args));
+    let _proxy = with_listen_fd("tcp", other, &resetting);
     let mut c = connect(local(other));
     c.write_all(b"x").unwrap();
     assert_eq!(read_end(&mut c), Err(ErrorKind::ConnectionReset));
@@ -163,9 +176,7 @@ fn with_use_listen_fd_it_serves_the_socket_on_descriptor_4_and_never_binds() {
 fn as_dockerd_s_proxy_it_forwards_udp_on_the_socket_handed_over() {
     let target = udp_server(b"from the container: ");
     let port = free_udp_port();
-    let mut args = dockerd_args("udp", &port.to_string(), &target);
-    args.push("-use-listen-fd".into());
-    let proxy = spawn_as_dockerd("udp", Some(port), &strs(&args));
+    let proxy = with_listen_fd("udp", port, &target);
     assert_eq!(proxy.status, "0\n");
     let client = udp_client(("127.0.0.1", port));
     assert_eq!(
@@ -206,18 +217,8 @@ fn a_start_that_fails_reports_1_and_one_line_then_exits_1() {
             "one line: {:?}",
             proxy.status
         );
-        let code = output_within_child(&mut proxy.child);
-        assert_eq!(code, Some(1), "{args:?}");
+        assert_eq!(proxy.exit_code(IO_TIMEOUT), Some(1), "{args:?}");
     }
-}
-
-fn output_within_child(child: &mut Child) -> Option<i32> {
-    let mut code = None;
-    wait_until(IO_TIMEOUT, || {
-        code = child.try_wait().unwrap().map(|s| s.code());
-        code.is_some()
-    });
-    code.flatten()
 }
 
 /// `systemd-socket-activate` holding 127.0.0.1:`port` (UDP with
