@@ -20,7 +20,8 @@ use common::*;
 /// An echo server on a fixed port that can be stopped (its port then
 /// refuses) and started again; it counts the connections it accepted.
 struct Switch {
-    port: u16,
+    /// Held for the whole test, so no test beside takes it while it refuses.
+    port: HeldPort,
     running: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
 }
@@ -28,19 +29,19 @@ struct Switch {
 impl Switch {
     fn new() -> Switch {
         Switch {
-            port: free_port(),
+            port: HeldPort::new(),
             running: Arc::new(AtomicBool::new(false)),
             accepted: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     fn addr(&self) -> SocketAddr {
-        local(self.port)
+        self.port.addr
     }
 
     /// Listens (again); echo threads of earlier connections go on.
     fn up(&self) {
-        let listener = TcpListener::bind(self.addr()).expect("bind the switch's port");
+        let listener = self.port.listen();
         listener.set_nonblocking(true).unwrap();
         self.running.store(true, SeqCst);
         let (running, accepted) = (Arc::clone(&self.running), Arc::clone(&self.accepted));
@@ -105,7 +106,9 @@ fn a_silent_target_costs_the_first_client_a_wait_and_no_other() {
 
 #[test]
 fn each_change_is_logged_once_however_many_clients_see_it() {
-    let refused = refused_addr();
+    // Held, so that no test beside takes the port (and the prober's tries).
+    let refusing = HeldPort::new();
+    let refused = refusing.addr;
     let live = counting_echo_server();
     let port = free_port();
     let rule = format!("127.0.0.1:{port}:{refused},{}", live.addr);

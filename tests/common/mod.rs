@@ -375,6 +375,42 @@ pub fn refused_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// A loopback port held for the life of the value: a socket bound there
+/// (not listening, so a connect is refused) keeps any other socket from
+/// taking the port, as `refused_addr`'s, only free a moment, may be taken
+/// by a test running beside. `listen` makes a listener on the same port.
+pub struct HeldPort {
+    pub addr: SocketAddr,
+    _held: socket2::Socket,
+}
+
+impl HeldPort {
+    pub fn new() -> HeldPort {
+        let held = HeldPort::socket();
+        held.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind a port to hold");
+        let addr = held.local_addr().unwrap().as_socket().unwrap();
+        HeldPort { addr, _held: held }
+    }
+
+    /// A listener on the held port (SO_REUSEPORT lets it share the port
+    /// with the socket that holds it; dropped, the port refuses again).
+    pub fn listen(&self) -> TcpListener {
+        let socket = HeldPort::socket();
+        socket.bind(&self.addr.into()).expect("bind the held port");
+        socket.listen(128).expect("listen on the held port");
+        socket.into()
+    }
+
+    fn socket() -> socket2::Socket {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_reuse_address(true).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket
+    }
+}
+
 /// A listener whose accept queue is full and never drained, so a new
 /// connection's SYN is dropped and connect() times out, as with a host that
 /// does not answer. Keep the returned value alive.
