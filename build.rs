@@ -34,10 +34,10 @@ fn main() -> ExitCode {
     } else if !CHECKED.contains(&(arch.as_str(), libc.as_str())) {
         format!(
             "src/sys declares C layouts and constants by hand (msghdr, mmsghdr, cmsghdr, \
-             in_pktinfo, in6_pktinfo, sockaddr_un, ucred, timespec, SOCK_CLOEXEC, SO_PEERCRED, \
-             signal numbers) and has been checked on x86_64 and aarch64 (glibc, musl) and \
-             32-bit ARM (musl) only, not on {target}: check them against its headers, then \
-             add it to CHECKED in build.rs"
+             in_pktinfo, in6_pktinfo, sockaddr_un, ucred, timespec, ifaddrs, ip_mreqn, \
+             pollfd, SOCK_CLOEXEC, SO_PEERCRED, signal numbers) and has been checked on \
+             x86_64 and aarch64 (glibc, musl) and 32-bit ARM (musl) only, not on {target}: \
+             check them against its headers, then add it to CHECKED in build.rs"
         )
     } else {
         return ExitCode::SUCCESS;

@@ -3,17 +3,18 @@
 //! A byte's way, one folder a stage: arguments and environment to rules
 //! (config/) -> the running process, its listeners and drain (serve/) ->
 //! stream connections (stream/) or UDP sessions (udp/), over what both
-//! share (flow/: the cap, the thread pool, counters, the target walk) ->
-//! sockets, with what std lacks in sys/ (the only unsafe code). This file
-//! only parses, sets up logging, dispatches (run, --check, --healthcheck,
-//! or dockerd's userland proxy) and turns errors into exit codes in one
-//! place.
+//! share (flow/: the cap, the thread pool, counters, the target walk;
+//! mdns/: `.local` names asked on the link) -> sockets, with what std
+//! lacks in sys/ (the only unsafe code). This file only parses, sets up
+//! logging, dispatches (run, --check, --healthcheck, or dockerd's
+//! userland proxy) and turns errors into exit codes in one place.
 #![deny(unsafe_code)]
 
 mod config;
 mod error;
 mod flow;
 mod health;
+mod mdns;
 mod serve;
 mod stream;
 mod sys;
@@ -58,7 +59,15 @@ fn run() -> Result<u8, Error> {
     init_logging(&args);
     let config = load_config(&args)?;
     if args.check {
-        let rules = config.rules.iter().map(|r| format!("{r}\t{}\n", r.source));
+        let rules = config.rules.iter().map(|r| {
+            let names = mdns::local_names(r);
+            let by_mdns = if names.is_empty() {
+                String::new()
+            } else {
+                format!("; {} by mDNS", names.join(", "))
+            };
+            format!("{r}\t{}{by_mdns}\n", r.source)
+        });
         let options = config
             .forwarding_options()
             .into_iter()

@@ -189,6 +189,30 @@ fn check_prints_balance_and_a_bad_one_exits_2() {
 }
 
 #[test]
+fn check_names_the_targets_asked_by_mdns() {
+    let out = run(
+        &[
+            "--check",
+            "1:far.local:1,b:2,FAR.Local.:3",
+            "2:vm1.local:53/udp",
+            "3:local:1",
+        ],
+        &[("NAS_PORT_445_TCP", "tcp://nas.local:445")],
+    );
+    assert_eq!(
+        stdout(&out),
+        "0.0.0.0:1:far.local:1,b:2,FAR.Local.:3\targument 1; far.local by mDNS\n\
+         0.0.0.0:2:vm1.local:53/udp\targument 2; vm1.local by mDNS\n\
+         0.0.0.0:3:local:1\targument 3\n"
+    );
+    let out = run(&["--check"], &[("NAS_PORT_445_TCP", "tcp://nas.local:445")]);
+    assert_eq!(
+        stdout(&out),
+        "0.0.0.0:445:nas.local:445\tvariable NAS_PORT_445_TCP; nas.local by mDNS\n"
+    );
+}
+
+#[test]
 fn check_exits_2_on_a_bad_rule() {
     fails_with(&["--check", "nonsense"], &[], 2, "argument 1");
 }

@@ -178,13 +178,16 @@ Forwards TCP and unix-socket connections and UDP datagrams: the ambassador patte
 
 RULE := LISTEN:TARGET[,TARGET ...][/tcp|/udp]
 LISTEN := [LISTEN_HOST:]LISTEN_PORT | unix:PATH    TARGET := HOST:PORT | unix:PATH
-HOST is a name (resolved at each connection or UDP session), an IPv4 address or [IPv6].
+HOST is a name (resolved at each connection or UDP session), an IPv4 address or [IPv6];
+a name ending in .local is asked on the local link by multicast DNS (avahi, Bonjour),
+never the resolver, and its answer kept for its TTL (at most 120 s).
 PATH is /absolute/path or @name (Linux's abstract namespace: no file, no permissions,
 any process in the same network namespace may connect); at most 107 bytes, no ':' or ','.
 
   6379:192.168.1.52:6379            listen on 0.0.0.0:6379, forward to 192.168.1.52:6379
   127.0.0.1:8080:web:80             listen on loopback only
   [::]:6379:[2001:db8::5]:6379      IPv6 on both sides
+  6379:vm1.local:6379               the host vm1 on the local link, by its mDNS name
   6379:redis-a:6379,redis-b:6379    failover: targets are tried in order, those found down last
   5353:dns:53/udp                   UDP: a session per client address, replies from the address it wrote to
   127.0.0.1:2375:unix:/var/run/docker.sock    a unix socket served on a TCP port

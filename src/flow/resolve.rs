@@ -1,5 +1,6 @@
 //! Names to addresses, at the moment of trying, so a service that moves is
-//! followed; with round-robin, from one address further along each time,
+//! followed (a `.local` name by multicast DNS, mdns/, whose answers are
+//! kept for their TTL; every other by the system resolver); with round-robin, from one address further along each time,
 //! over a fixed order (resolvers shuffle their answers). And the plain walk
 //! over a rule's targets that --healthcheck, a process of its own with no
 //! shared health, uses.
@@ -8,6 +9,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::config::rule::Target;
+use crate::mdns;
 
 /// Where a try starts among the addresses a name resolves to: None, the
 /// resolver's first (failover); Some(n), n further along the addresses in
@@ -38,7 +40,13 @@ pub fn first_answer<T>(
 pub fn resolve(target: &Target, rotation: Rotation) -> io::Result<Vec<SocketAddr>> {
     match target {
         Target::Net { host, port } => {
-            let mut addrs: Vec<SocketAddr> = (host.as_str(), *port).to_socket_addrs()?.collect();
+            let mut addrs: Vec<SocketAddr> = if mdns::is_local(host) {
+                let mut addrs = mdns::lookup(host)?;
+                addrs.iter_mut().for_each(|a| a.set_port(*port));
+                addrs
+            } else {
+                (host.as_str(), *port).to_socket_addrs()?.collect()
+            };
             if let (Some(n), false) = (rotation, addrs.is_empty()) {
                 in_order(&mut addrs);
                 let len = addrs.len();
@@ -62,6 +70,16 @@ pub fn resolve_first(target: &Target, rotation: Rotation) -> io::Result<SocketAd
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
     log::trace!("{target} at {addr}");
     Ok(addr)
+}
+
+/// Tells the mDNS cache that a connect to `target`'s kept address failed,
+/// when its name is on the local link: the host may have moved.
+pub fn unreachable(target: &Target) {
+    if let Target::Net { host, .. } = target {
+        if mdns::is_local(host) {
+            mdns::forget(host);
+        }
+    }
 }
 
 /// Sorts a name's few addresses (insertion sort: a handful of lines where

@@ -14,7 +14,7 @@ use super::endpoint::{Peer, Stream};
 use super::header;
 use crate::config::rule::Target;
 use crate::config::SendProxy;
-use crate::flow::resolve::{resolve, Rotation};
+use crate::flow::resolve::{self, resolve, Rotation};
 use crate::flow::targets::{Probe, Targets};
 use crate::sys;
 
@@ -52,6 +52,7 @@ pub fn connect_target(
             }
         }
     }
+    resolve::unreachable(target);
     Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")))
 }
 

@@ -11,7 +11,8 @@
 //! scheduling policy (SCHED_BATCH); for unix sockets, a connect within a
 //! timeout, the peer's credentials (SO_PEERCRED) and the umask around a
 //! bind; descriptors handed over by a parent (a status pipe, bound
-//! sockets). Both glibc and musl provide these symbols.
+//! sockets); for multicast DNS, the interfaces that can multicast, the
+//! one to send out of, and waiting on two sockets at once (poll). Both glibc and musl provide these symbols.
 //!
 //! The constants here are Linux's (the same on every Linux architecture
 //! that ambassador builds for); other systems number them differently.
@@ -23,6 +24,7 @@
 mod batch;
 mod datagram;
 mod inherit;
+mod multicast;
 mod sched;
 mod signals;
 mod socket;
@@ -32,6 +34,9 @@ mod wire;
 pub use batch::{Batch, MAX_DATAGRAM};
 pub use datagram::{send_from, set_receive_buffer, want_arrival};
 pub use inherit::{status_pipe, take_socket, Handed};
+pub use multicast::{
+    first_readable, multicast_links, multicast_out_of, set_multicast_hops_v6, Link,
+};
 pub use sched::{prefer_batch, Policy};
 pub use signals::{block_signals, wait_for, wait_for_within, SigSet, Signal};
 pub use socket::{

@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::rule::UdpRule;
-use crate::flow::resolve::resolve_first;
+use crate::flow::resolve::{self, resolve_first};
 use crate::sys;
 
 /// The receive buffer asked for a session's socket (the target's replies
@@ -52,10 +52,12 @@ impl Upstream {
     }
 
     /// The target reached refused (ICMP port unreachable): counted
-    /// failed, and down if it was up.
+    /// failed, and down if it was up; a `.local` name's kept address is
+    /// dropped.
     pub fn refused(&self, udp: &UdpRule) {
         let (index, addr) = self.target();
         let at = addr.map_or_else(String::new, |a| format!(" at {a}"));
+        resolve::unreachable(&udp.targets.rule().targets[index]);
         udp.targets
             .failed(index, format_args!("refused (port unreachable{at})"));
     }

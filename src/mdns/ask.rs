@@ -1,0 +1,183 @@
+//! Asking the link once (RFC 6762 5.1, a one-shot query): the query goes
+//! from an ephemeral port to 224.0.0.251:5353 out of every interface that
+//! is up and can multicast and has IPv4, and to [ff02::fb]:5353 out of
+//! every one with IPv6; a responder answers by unicast to that port. The
+//! first answer for the name wins. No answer within 1 s: asked again, then
+//! after another 1 s once more, then 2 s; then the name has no answer.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::message::{self, Answer};
+use crate::sys::{self, Link};
+
+const PORT: u16 = 5353;
+const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
+const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb);
+/// How long each query waits for its answer before the next is sent.
+const WAITS_MS: [u64; 3] = [1000, 1000, 2000];
+/// After an answer with one family only, how long the other may take: a
+/// responder answers the IPv4 query and the IPv6 one apart, each with the
+/// records it has on that protocol (avahi: its own A on IPv4 only).
+const GRACE: Duration = Duration::from_millis(50);
+/// A packet bigger than this is no answer of ours (9000: jumbo frames).
+const MAX_PACKET: usize = 9000;
+
+/// The addresses the link answered for `name` (lowercase, no trailing
+/// dot), port 0, IPv4 first, an IPv6 link-local one with the scope it came
+/// in on, and their TTL; "no mDNS answer for NAME" after the last wait.
+pub fn ask(name: &str) -> io::Result<(Vec<SocketAddr>, Duration)> {
+    let began = Instant::now();
+    let id = fresh_id();
+    let query =
+        message::query(id, name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let links = sys::multicast_links()?;
+    let v4 = open(links.iter().any(|l| l.v4), "0.0.0.0:0", |s| {
+        s.set_multicast_ttl_v4(255)
+    })?;
+    let v6 = open(links.iter().any(|l| l.v6), "[::]:0", |s| {
+        sys::set_multicast_hops_v6(s, 255)
+    })?;
+    let sockets: Vec<&UdpSocket> = v4.iter().chain(v6.iter()).collect();
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut heard = Heard::default();
+    for wait in WAITS_MS {
+        send(&links, v4.as_ref(), v6.as_ref(), &query);
+        let mut deadline = Instant::now() + Duration::from_millis(wait);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Some((len, from)) = receive(&sockets, left, &mut buf)? else {
+                continue;
+            };
+            let Some(answer) = message::answer(&buf[..len], id, name) else {
+                continue;
+            };
+            log::debug!(
+                "{name}: {from} answered {:?} after {:?}",
+                answer.addrs,
+                began.elapsed()
+            );
+            heard.add(answer, from);
+            if heard.has_both() || sockets.len() == 1 {
+                break;
+            }
+            deadline = deadline.min(Instant::now() + GRACE);
+        }
+        if !heard.addrs.is_empty() {
+            return Ok(heard.in_order());
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no mDNS answer for {name}"),
+    ))
+}
+
+/// The answers heard for one question so far: their addresses, each once,
+/// and the least TTL.
+#[derive(Default)]
+struct Heard {
+    addrs: Vec<SocketAddr>,
+    ttl: Option<u32>,
+}
+
+impl Heard {
+    fn add(&mut self, answer: Answer, from: SocketAddr) {
+        for addr in answer.addrs.iter().filter_map(|&ip| with_scope(ip, from)) {
+            if !self.addrs.contains(&addr) {
+                self.addrs.push(addr);
+            }
+        }
+        self.ttl = Some(self.ttl.map_or(answer.ttl, |t| t.min(answer.ttl)));
+    }
+
+    fn has_both(&self) -> bool {
+        self.addrs.iter().any(|a| a.is_ipv4()) && self.addrs.iter().any(|a| a.is_ipv6())
+    }
+
+    /// IPv4 first: a container often has no IPv6 route, and a host's
+    /// IPv6 address on the link is more often the one that is not served.
+    fn in_order(self) -> (Vec<SocketAddr>, Duration) {
+        let (mut addrs, v6): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            self.addrs.into_iter().partition(|a| a.is_ipv4());
+        addrs.extend(v6);
+        let ttl = Duration::from_secs(self.ttl.unwrap_or(0).into());
+        (addrs, ttl)
+    }
+}
+
+/// The next datagram from port 5353 on one of `sockets` within `left`:
+/// its length (in `buf`) and sender; None when the time ran out first.
+fn receive(
+    sockets: &[&UdpSocket],
+    left: Duration,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, SocketAddr)>> {
+    let Some(ready) = sys::first_readable(sockets, left)? else {
+        return Ok(None);
+    };
+    Ok(match sockets[ready].recv_from(buf) {
+        Ok((len, from)) if from.port() == PORT => Some((len, from)),
+        _ => None,
+    })
+}
+
+/// A socket of one family when some interface has it, with its multicast
+/// limit set; None when no interface has the family.
+fn open(
+    wanted: bool,
+    local: &str,
+    limit: impl Fn(&UdpSocket) -> io::Result<()>,
+) -> io::Result<Option<UdpSocket>> {
+    if !wanted {
+        return Ok(None);
+    }
+    let socket = UdpSocket::bind(local)?;
+    limit(&socket)?;
+    Ok(Some(socket))
+}
+
+/// The query out of every interface; an interface that refuses (gone, or
+/// its IPv6 address not yet ready) is skipped.
+fn send(links: &[Link], v4: Option<&UdpSocket>, v6: Option<&UdpSocket>, query: &[u8]) {
+    for link in links {
+        if let (true, Some(s)) = (link.v4, v4) {
+            let sent = sys::multicast_out_of(s, link.index)
+                .and_then(|()| s.send_to(query, SocketAddrV4::new(GROUP_V4, PORT)));
+            if let Err(e) = sent {
+                log::debug!("mDNS query out of interface {}: {e}", link.index);
+            }
+        }
+        if let (true, Some(s)) = (link.v6, v6) {
+            if let Err(e) = s.send_to(query, SocketAddrV6::new(GROUP_V6, PORT, 0, link.index)) {
+                log::debug!("mDNS query out of interface {} (IPv6): {e}", link.index);
+            }
+        }
+    }
+}
+
+/// An answered address, port 0; an IPv6 link-local one takes the scope of
+/// the interface its answer came in on, and is dropped when the answer
+/// came over IPv4 (no scope to reach it by).
+fn with_scope(ip: IpAddr, from: SocketAddr) -> Option<SocketAddr> {
+    match (ip, from) {
+        (IpAddr::V6(v6), from) if v6.segments()[0] & 0xffc0 == 0xfe80 => match from {
+            SocketAddr::V6(f) => Some(SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, f.scope_id()))),
+            SocketAddr::V4(_) => None,
+        },
+        _ => Some(SocketAddr::new(ip, 0)),
+    }
+}
+
+/// A query ID no other asker on the link is likely to pick at the same
+/// moment: the clock's nanoseconds, the process and a counter mixed.
+fn fresh_id() -> u16 {
+    static COUNT: AtomicU16 = AtomicU16::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let count = u32::from(COUNT.fetch_add(1, Ordering::Relaxed));
+    let mixed = nanos ^ std::process::id().rotate_left(16) ^ count.wrapping_mul(0x9e37);
+    ((mixed ^ (mixed >> 16)) as u16) | 1
+}
