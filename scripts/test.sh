@@ -97,6 +97,9 @@ bash scripts/fuzz.sh --runs 300000
 say "faults across two hosts"
 bash scripts/faults.sh
 
+say ".local names by multicast DNS: avahi and python-zeroconf across two hosts (network namespaces)"
+bash scripts/mdns.sh --cross
+
 say "soak, 1 minute"
 python3 scripts/soak.py --minutes 1
 

@@ -17,6 +17,7 @@ NEEDS=(
     haproxy:haproxy iperf3:iperf3 rinetd:rinetd nginx:nginx-light
     /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream
     systemd-socket-activate:systemd mkfifo:coreutils docker-proxy:docker.io
+    avahi-daemon:avahi-daemon /usr/lib/python3/dist-packages/zeroconf/__init__.py:python3-zeroconf
     dnsmasq:dnsmasq-base dig:bind9-dnsutils dnsperf:dnsperf prometheus:prometheus promtool:prometheus
     arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf
     /usr/lib/arm-linux-musleabihf/libc.a:musl-dev:armhf
