@@ -9,8 +9,9 @@
 # addresses that exist only inside this demo). --docker: the article's own
 # `docker run` lines with our images on this machine's Docker engine.
 # Prints each step as the article does; exits 0 only on PONG; removes all it
-# made, also on failure. Needs root, iproute2, redis-server and redis-tools
-# (and Docker for --docker).
+# made, also on failure. The netns demo's last act names big-server vm1.local,
+# answered by avahi in its namespace. Needs root, iproute2, redis-server,
+# redis-tools and avahi-daemon (and Docker for --docker).
 # Usage: scripts/two-host-demo.sh [--docker] [--bin PATH]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --docker) mode=docker ;;
         --bin) bin=${2:?--bin takes a path}; shift ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "two-host-demo: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -31,7 +32,7 @@ step() { printf '\n%s $ %s\n' "$1" "$2"; }
 die() { echo "two-host-demo: $*" >&2; exit 1; }
 
 netns_demo() {
-    bash scripts/lib/needs.sh check redis-server redis-cli ip || exit 1
+    bash scripts/lib/needs.sh check redis-server redis-cli ip avahi-daemon || exit 1
     source scripts/lib/common.sh
     if [ -n "$bin" ]; then bin=$(readlink -f "$bin"); else bin=$(musl_binary) || die "cannot build the binary"; fi
     source scripts/lib/two-hosts.sh
@@ -71,6 +72,27 @@ netns_demo() {
     [ "$reply" = PONG ] || die "client-server: expected PONG after the refused host, got: $reply"
     echo "# refused; client-server still gets $reply"
     proxy_demo
+    local_name_demo
+}
+
+# The far host by its name instead of an address written by hand (the
+# seed articles' weak point): avahi on big-server publishes vm1.local, as
+# Raspberry Pi OS and desktop images do out of the box, and the client's
+# ambassador asks the link for it.
+local_name_demo() {
+    source scripts/lib/avahi.sh
+    trap 'hosts_down; avahi_clean' EXIT
+    echo
+    echo "# The far host by its name: no address written by hand."
+    step big-server "avahi-daemon        # host-name=vm1: vm1.local is $BIG_IP on the link"
+    avahi_start big vm1 "$BIG_IF" || die "avahi-daemon did not start"
+    step client-server "ambassador 6381:vm1.local:6379"
+    start client env -i "$bin" 6381:vm1.local:6379
+    wait_port client 127.0.0.1 6381 || die "the near ambassador did not start"
+    step client-server "redis-cli -h 127.0.0.1 -p 6381 ping"
+    reply=$(on client timeout 10 redis-cli -h 127.0.0.1 -p 6381 ping 2>&1)
+    echo "$reply"
+    [ "$reply" = PONG ] || die "expected PONG from vm1.local, got: $reply"
 }
 
 # The client's address through the chain: the near ambassador begins each
