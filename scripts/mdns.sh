@@ -19,21 +19,26 @@
 #    from big-server, are a handful;
 # 7. with --cross, the aarch64 and armv7 static binaries (cross-test.sh
 #    builds them) under qemu-user: far.local, PONG (their ifaddrs, ip_mreqn
-#    and pollfd layouts).
-# Needs root, iproute2, avahi-daemon, python3-zeroconf, redis, dnsmasq, dig.
-# Usage: scripts/mdns.sh [--bin PATH] [--cross]
+#    and pollfd layouts);
+# 8. with --docker, the ambassador:scratch image (build-images.sh) in a
+#    container whose one network is a veth to big-server: far.local, PONG.
+# Needs root, iproute2, avahi-daemon, python3-zeroconf, redis, dnsmasq, dig
+# (and Docker for --docker).
+# Usage: scripts/mdns.sh [--bin PATH] [--cross] [--docker]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-bash scripts/lib/needs.sh check avahi-daemon redis-server redis-cli dnsmasq dig ip unshare \
+bash scripts/lib/needs.sh check avahi-daemon redis-server redis-cli dnsmasq dig ip unshare nsenter \
     /usr/lib/python3/dist-packages/zeroconf/__init__.py || exit 1
 bin=
 cross=false
+docker=false
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) bin=$(readlink -f "${2:?--bin takes a path}"); shift ;;
         --cross) cross=true ;;
-        *) echo "Usage: scripts/mdns.sh [--bin PATH] [--cross]" >&2; exit 2 ;;
+        --docker) docker=true ;;
+        *) echo "Usage: scripts/mdns.sh [--bin PATH] [--cross] [--docker]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -41,7 +46,8 @@ done
 source scripts/lib/two-hosts.sh
 source scripts/lib/avahi.sh
 work=/tmp/amb-mdns-$$
-trap 'hosts_down; avahi_clean; rm -rf "$work"' EXIT
+container=amb-mdns-$$
+trap 'hosts_down; avahi_clean; rm -rf "$work"; $docker && docker rm -f "$container" >/dev/null 2>&1' EXIT
 mkdir -p "$work"
 hosts_up || exit 1
 
@@ -69,7 +75,20 @@ start big redis-server --port 6379 --bind '* -::*' --protected-mode no --save ''
 wait_port big 127.0.0.1 6379 || exit 1
 start big dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
     --listen-address="$BIG_IP" --port=5300 --address=/udp.test/192.0.2.99
-avahi_start big far "$BIG_IF" "$SIX_IP=six.local" "$MOVED_FROM=moving.local" || exit 1
+# With --docker: the scratch image in a container with no network of
+# Docker's; a veth joins it to big-server (198.18.0.0/24, only here).
+links=$BIG_IF
+if $docker; then
+    bash scripts/build-images.sh >/dev/null 2>&1 || { echo "mdns: scripts/build-images.sh failed" >&2; exit 1; }
+    docker run -d --name "$container" --network none ambassador:scratch 7300:far.local:6379 >/dev/null || exit 1
+    pid=$(docker inspect -f '{{.State.Pid}}' "$container")
+    ip link add "vdb$$" type veth peer name "vdc$$" || exit 1
+    ip link set "vdb$$" netns "$BIG_NS" && ip link set "vdc$$" netns "$pid" || exit 1
+    ip -n "$BIG_NS" addr add 198.18.0.1/24 dev "vdb$$" && ip -n "$BIG_NS" link set "vdb$$" up
+    nsenter -t "$pid" -n ip addr add 198.18.0.2/24 dev "vdc$$" && nsenter -t "$pid" -n ip link set "vdc$$" up
+    links="$BIG_IF,vdb$$"
+fi
+avahi_start big far "$links" "$SIX_IP=six.local" "$MOVED_FROM=moving.local" || exit 1
 start big /usr/bin/python3 scripts/lib/zeroconf_host.py zc "$BIG_IP" 6379 600 >"$work/zeroconf.log" 2>&1
 for i in $(seq 1 100); do grep -q registered "$work/zeroconf.log" && break; sleep 0.1; done
 check "python-zeroconf registered zc.local" grep -q registered "$work/zeroconf.log"
@@ -187,6 +206,12 @@ if $cross; then
         wait_port client 127.0.0.1 "$port" || { bad "$name: not listening"; continue; }
         check "$name under qemu-user: far.local, PONG" test "$(ping_on "$port")" = PONG
     done
+fi
+
+# --- 8. the image
+if $docker; then
+    reply=$(on big timeout 15 redis-cli -h 198.18.0.2 -p 7300 ping 2>&1 | tr -d '\r')
+    check "ambassador:scratch in a container on the link: far.local, PONG ($reply)" test "$reply" = PONG
 fi
 
 [ "$failed" = 0 ] || { echo "     the client-side ambassador's log, last lines:"; tail -25 "$log" | sed 's/^/     /'; }

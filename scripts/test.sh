@@ -98,7 +98,7 @@ say "faults across two hosts"
 bash scripts/faults.sh
 
 say ".local names by multicast DNS: avahi and python-zeroconf across two hosts (network namespaces)"
-bash scripts/mdns.sh --cross
+if docker info >/dev/null 2>&1; then bash scripts/mdns.sh --cross --docker; else bash scripts/mdns.sh --cross; fi
 
 say "soak, 1 minute"
 python3 scripts/soak.py --minutes 1

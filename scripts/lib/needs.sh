@@ -12,7 +12,7 @@
 
 NEEDS=(
     redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools
-    socat:socat unshare:util-linux chrt:util-linux ip:iproute2 tc:iproute2 nft:nftables file:file
+    socat:socat unshare:util-linux nsenter:util-linux chrt:util-linux ip:iproute2 tc:iproute2 nft:nftables file:file
     busybox:busybox-static qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static
     haproxy:haproxy iperf3:iperf3 rinetd:rinetd nginx:nginx-light
     /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream
