@@ -47,7 +47,8 @@ source scripts/lib/two-hosts.sh
 source scripts/lib/avahi.sh
 work=/tmp/amb-mdns-$$
 container=amb-mdns-$$
-trap 'hosts_down; avahi_clean; rm -rf "$work"; $docker && docker rm -f "$container" >/dev/null 2>&1' EXIT
+lone=amb-lone-$$
+trap 'hosts_down; avahi_clean; rm -rf "$work"; ip netns del "$lone" 2>/dev/null; $docker && docker rm -f "$container" >/dev/null 2>&1' EXIT
 mkdir -p "$work"
 hosts_up || exit 1
 
@@ -73,7 +74,7 @@ ip -n "$CLIENT_NS" route add "$SIX_IP/128" via "$BIG_IP6"
 
 start big redis-server --port 6379 --bind '* -::*' --protected-mode no --save '' --appendonly no >/dev/null
 wait_port big 127.0.0.1 6379 || exit 1
-start big dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+start big dnsmasq --keep-in-foreground --pid-file= --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
     --listen-address="$BIG_IP" --port=5300 --address=/udp.test/192.0.2.99
 # With --docker: the scratch image in a container with no network of
 # Docker's; a veth joins it to big-server (198.18.0.0/24, only here).
@@ -97,7 +98,7 @@ check "python-zeroconf registered zc.local" grep -q registered "$work/zeroconf.l
 # query, which knows plain.test (and says so for AAAA too: NODATA, where an
 # --address rule would answer REFUSED and musl's lookup fail).
 echo "$BIG_IP plain.test" >"$work/hosts"
-start client dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+start client dnsmasq --keep-in-foreground --pid-file= --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
     --listen-address=127.0.0.1 --log-queries --log-facility="$work/dnsmasq.log" \
     --addn-hosts="$work/hosts" --local=/test/
 echo "nameserver 127.0.0.1" >"$work/resolv.conf"
@@ -151,6 +152,13 @@ check "none.local: the client is closed ($reply) after the three tries (${waited
     test "$reply" != PONG -a "$waited" -ge 3900 -a "$waited" -lt 9000
 check "none.local: the warning says 'no mDNS answer for none.local'" \
     grep -q "target none.local:6379 failed: no mDNS answer for none.local; down" "$log"
+# A host with no interface that can multicast (loopback alone) says so at once.
+ip netns add "$lone" && ip -n "$lone" link set lo up
+began=$(date +%s%N)
+out=$(ip netns exec "$lone" "$bin" --healthcheck 7000:far.local:6379)
+waited=$((($(date +%s%N) - began) / 1000000))
+check "no interface can multicast: far.local fails at once (${waited} ms), saying so" \
+    test "$waited" -lt 900 -a -n "$(grep 'no mDNS answer for far.local: no interface here can multicast' <<<"$out")"
 
 # --- 4. UDP and --healthcheck
 reply=$(on client dig @127.0.0.1 -p 5300 +short +time=5 +tries=1 udp.test A)

@@ -36,11 +36,16 @@ pub fn ask(name: &str) -> io::Result<(Vec<SocketAddr>, Duration)> {
     let links = sys::multicast_links()?;
     let v4 = open(links.iter().any(|l| l.v4), "0.0.0.0:0", |s| {
         s.set_multicast_ttl_v4(255)
-    })?;
+    });
     let v6 = open(links.iter().any(|l| l.v6), "[::]:0", |s| {
         sys::set_multicast_hops_v6(s, 255)
-    })?;
+    });
     let sockets: Vec<&UdpSocket> = v4.iter().chain(v6.iter()).collect();
+    if sockets.is_empty() {
+        // Nothing could carry the question: say so now, not after 4 s.
+        let e = format!("no mDNS answer for {name}: no interface here can multicast");
+        return Err(io::Error::new(io::ErrorKind::NotFound, e));
+    }
     let mut buf = vec![0u8; MAX_PACKET];
     let mut heard = Heard::default();
     for wait in WAITS_MS {
@@ -124,18 +129,19 @@ fn receive(
 }
 
 /// A socket of one family when some interface has it, with its multicast
-/// limit set; None when no interface has the family.
+/// limit set; None when no interface has the family, or the socket cannot
+/// be made (IPv6 disabled, say): the other family may still ask.
 fn open(
     wanted: bool,
     local: &str,
     limit: impl Fn(&UdpSocket) -> io::Result<()>,
-) -> io::Result<Option<UdpSocket>> {
+) -> Option<UdpSocket> {
     if !wanted {
-        return Ok(None);
+        return None;
     }
-    let socket = UdpSocket::bind(local)?;
-    limit(&socket)?;
-    Ok(Some(socket))
+    let made = UdpSocket::bind(local).and_then(|s| limit(&s).map(|()| s));
+    made.map_err(|e| log::debug!("mDNS socket on {local}: {e}"))
+        .ok()
 }
 
 /// The query out of every interface; an interface that refuses (gone, or
