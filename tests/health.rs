@@ -304,14 +304,7 @@ fn round_robin_spreads_connections_over_a_name_s_addresses() {
     assert!(counts.iter().all(|c| (90..=110).contains(c)), "{counts:?}");
 }
 
-// Ignored for now: in about one run in five, every lookup this ambassador
-// makes through the test's dnsmasq fails with "Temporary failure in name
-// resolution" for ten seconds and more (its first client, then the
-// prober's), while dig from the test process gets answers. Not understood
-// yet; run it with --ignored. The same behaviour for a name that never
-// resolves is checked by scripts/faults.sh.
 #[test]
-#[ignore = "now and then the ambassador's lookups through the test's dnsmasq time out; see above"]
 fn a_name_that_stops_resolving_is_skipped_by_the_next_clients() {
     let named = counting_echo_server();
     let live = counting_echo_server();

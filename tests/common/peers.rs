@@ -148,6 +148,9 @@ fn spawn_dnsmasq(ip: &str, port: u16, hosts: &std::path::Path, extra: &[&str]) -
         .args(["--keep-in-foreground", "--no-resolv", "--no-hosts"])
         .args(["--bind-interfaces", &format!("--listen-address={ip}")])
         .args(["--conf-file=/dev/null", &format!("--port={port}")])
+        // No pid file: two at once would race for /var/run/dnsmasq.pid and
+        // one exit ("File exists"), and one killed would leave it behind.
+        .arg("--pid-file=")
         .arg(format!("--addn-hosts={}", hosts.display()))
         .args(extra)
         .stdout(Stdio::null())
@@ -270,14 +273,7 @@ pub fn dnsmasq_resolver(hosts_text: &str) -> Resolver {
     // Names under .test it does not know are NXDOMAIN, and not remembered.
     let child = spawn_dnsmasq(&ip, 53, &hosts, &["--no-negcache", "--local=/test/"]);
     let dns = Peer { child, file: None };
-    let first = hosts_text.split_whitespace().nth(1).unwrap_or("none.test");
-    let answers = wait_until(Duration::from_secs(15), || {
-        let out = Command::new(require("dig", "bind9-dnsutils"))
-            .args([&format!("@{ip}"), "+short", "+time=1", "+tries=1", first])
-            .output();
-        out.is_ok_and(|o| !o.stdout.is_empty())
-    });
-    assert!(answers, "dnsmasq on {ip}:53 did not answer for {first}");
+    assert_answering(&ip, hosts_text);
     let resolv_conf = temp_path("resolv.conf");
     let conf = format!("nameserver {ip}\noptions timeout:2 attempts:3\n");
     std::fs::write(&resolv_conf, conf).expect("resolv.conf");
@@ -299,7 +295,34 @@ impl Resolver {
             .status()
             .expect("kill");
         assert!(status.success(), "SIGHUP to dnsmasq {pid}");
+        // dnsmasq re-reads the file when it gets to the signal: until it
+        // gives the new text's first answer, it may still give the old.
+        assert_answering(&self.ip, hosts_text);
     }
+}
+
+/// Waits (15 s at most) until dnsmasq on `ip`:53 answers the first name of
+/// `hosts_text` with (among others) its address.
+fn assert_answering(ip: &str, hosts_text: &str) {
+    let mut fields = hosts_text.split_whitespace();
+    let (address, name) = (
+        fields.next().unwrap_or(""),
+        fields.next().unwrap_or("none.test"),
+    );
+    let answers = wait_until(Duration::from_secs(15), || {
+        let out = Command::new(require("dig", "bind9-dnsutils"))
+            .args([&format!("@{ip}"), "+short", "+time=1", "+tries=1", name])
+            .output();
+        out.is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == address)
+        })
+    });
+    assert!(
+        answers,
+        "dnsmasq on {ip}:53 did not answer {address} for {name}"
+    );
 }
 
 impl Drop for Resolver {
