@@ -187,6 +187,10 @@ fn a_target_back_up_takes_clients_again_and_the_probes_back_off_meanwhile() {
     // Within its wait (4 s) the prober finds it back.
     amb.expect_log(&format!("target {} up again after ", first.addr()));
     assert!(scrape(metrics).contains(&target_up(1)));
+    // The probe that found it is counted by the switch's accept thread,
+    // which may come to it after the line is logged.
+    let probed = wait_until(IO_TIMEOUT, || first.accepted.load(SeqCst) >= 1);
+    assert!(probed, "the probe that found the target back was accepted");
     let before = first.accepted.load(SeqCst);
     echoes(port, 2);
     assert_eq!(
