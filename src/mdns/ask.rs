@@ -31,8 +31,8 @@ const MAX_PACKET: usize = 9000;
 pub fn ask(name: &str) -> io::Result<(Vec<SocketAddr>, Duration)> {
     let began = Instant::now();
     let id = fresh_id();
-    let query =
-        message::query(id, name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let query = message::query(id, name)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: {e}")))?;
     let links = sys::multicast_links()?;
     let v4 = open(links.iter().any(|l| l.v4), "0.0.0.0:0", |s| {
         s.set_multicast_ttl_v4(255)
@@ -69,8 +69,8 @@ pub fn ask(name: &str) -> io::Result<(Vec<SocketAddr>, Duration)> {
             }
             deadline = deadline.min(Instant::now() + GRACE);
         }
-        if !heard.addrs.is_empty() {
-            return Ok(heard.in_order());
+        if let (false, Some(ttl)) = (heard.addrs.is_empty(), heard.ttl) {
+            return Ok((heard.addrs, Duration::from_secs(ttl.into())));
         }
     }
     Err(io::Error::new(
@@ -88,10 +88,14 @@ struct Heard {
 }
 
 impl Heard {
+    /// Adds an answer's addresses, each once, IPv4 before IPv6 (a
+    /// container often has no IPv6 route).
     fn add(&mut self, answer: Answer, from: SocketAddr) {
         for addr in answer.addrs.iter().filter_map(|&ip| with_scope(ip, from)) {
             if !self.addrs.contains(&addr) {
-                self.addrs.push(addr);
+                let v6 = self.addrs.iter().position(|a| a.is_ipv6());
+                let at = v6.filter(|_| addr.is_ipv4()).unwrap_or(self.addrs.len());
+                self.addrs.insert(at, addr);
             }
         }
         self.ttl = Some(self.ttl.map_or(answer.ttl, |t| t.min(answer.ttl)));
@@ -99,16 +103,6 @@ impl Heard {
 
     fn has_both(&self) -> bool {
         self.addrs.iter().any(|a| a.is_ipv4()) && self.addrs.iter().any(|a| a.is_ipv6())
-    }
-
-    /// IPv4 first: a container often has no IPv6 route, and a host's
-    /// IPv6 address on the link is more often the one that is not served.
-    fn in_order(self) -> (Vec<SocketAddr>, Duration) {
-        let (mut addrs, v6): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            self.addrs.into_iter().partition(|a| a.is_ipv4());
-        addrs.extend(v6);
-        let ttl = Duration::from_secs(self.ttl.unwrap_or(0).into());
-        (addrs, ttl)
     }
 }
 
@@ -148,17 +142,15 @@ fn open(
 /// its IPv6 address not yet ready) is skipped.
 fn send(links: &[Link], v4: Option<&UdpSocket>, v6: Option<&UdpSocket>, query: &[u8]) {
     for link in links {
-        if let (true, Some(s)) = (link.v4, v4) {
-            let sent = sys::multicast_out_of(s, link.index)
-                .and_then(|()| s.send_to(query, SocketAddrV4::new(GROUP_V4, PORT)));
-            if let Err(e) = sent {
-                log::debug!("mDNS query out of interface {}: {e}", link.index);
-            }
-        }
-        if let (true, Some(s)) = (link.v6, v6) {
-            if let Err(e) = s.send_to(query, SocketAddrV6::new(GROUP_V6, PORT, 0, link.index)) {
-                log::debug!("mDNS query out of interface {} (IPv6): {e}", link.index);
-            }
+        let by_v4 = v4.filter(|_| link.v4).map(|s| {
+            sys::multicast_out_of(s, link.index)
+                .and_then(|()| s.send_to(query, SocketAddrV4::new(GROUP_V4, PORT)))
+        });
+        let by_v6 = v6
+            .filter(|_| link.v6)
+            .map(|s| s.send_to(query, SocketAddrV6::new(GROUP_V6, PORT, 0, link.index)));
+        for e in [by_v4, by_v6].into_iter().flatten().filter_map(Result::err) {
+            log::debug!("mDNS query out of interface {}: {e}", link.index);
         }
     }
 }

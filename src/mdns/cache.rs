@@ -78,7 +78,7 @@ impl Cache {
                 State::Known { addrs, until } if *until > now => return Ok(addrs.clone()),
                 State::Asking => {
                     let Some(left) = deadline.checked_duration_since(now) else {
-                        let e = format!("{name}: still being asked after {LONGEST_WAIT:?}");
+                        let e = format!("{name}: still being asked after 10 s");
                         return Err(io::Error::new(io::ErrorKind::TimedOut, e));
                     };
                     names = match self.settled.wait_timeout(names, left) {

@@ -35,8 +35,9 @@ pub struct Answer {
 
 /// The query for `name` (any case, a trailing dot allowed) with `id`: one
 /// A and one AAAA question, class IN, asking for no unicast bit (a query
-/// from a port other than 5353 is answered by unicast anyway, 6.7).
-pub fn query(id: u16, name: &str) -> Result<Vec<u8>, String> {
+/// from a port other than 5353 is answered by unicast anyway, 6.7); or
+/// what keeps the name off the wire.
+pub fn query(id: u16, name: &str) -> Result<Vec<u8>, &'static str> {
     let name = name.strip_suffix('.').unwrap_or(name);
     let mut packet = Vec::with_capacity(HEADER + name.len() + 12);
     for field in [id, 0, 2, 0, 0, 0] {
@@ -44,14 +45,14 @@ pub fn query(id: u16, name: &str) -> Result<Vec<u8>, String> {
     }
     for label in name.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(format!("{name:?}: a label is empty or over 63 bytes"));
+            return Err("a label is empty or over 63 bytes");
         }
         packet.push(label.len() as u8);
         packet.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
     }
     packet.push(0);
     if packet.len() - HEADER > MAX_NAME {
-        return Err(format!("{name:?}: over {MAX_NAME} bytes"));
+        return Err("over 255 bytes on the wire");
     }
     // The second question names the first's name by a pointer to it.
     let pointer = 0xc000 | HEADER as u16;
