@@ -1,9 +1,10 @@
 //! Names to addresses, at the moment of trying, so a service that moves is
 //! followed (a `.local` name by multicast DNS, mdns/, whose answers are
-//! kept for their TTL; every other by the system resolver); with round-robin, from one address further along each time,
-//! over a fixed order (resolvers shuffle their answers). And the plain walk
-//! over a rule's targets that --healthcheck, a process of its own with no
-//! shared health, uses.
+//! kept for their TTL; every other by the system resolver); with
+//! round-robin, from one address further along each time, over a fixed
+//! order (resolvers shuffle their answers). And the plain walk over a
+//! rule's targets that --healthcheck, a process of its own with no shared
+//! health, uses.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

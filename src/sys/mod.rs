@@ -12,7 +12,8 @@
 //! timeout, the peer's credentials (SO_PEERCRED) and the umask around a
 //! bind; descriptors handed over by a parent (a status pipe, bound
 //! sockets); for multicast DNS, the interfaces that can multicast, the
-//! one to send out of, and waiting on two sockets at once (poll). Both glibc and musl provide these symbols.
+//! one to send out of, and waiting on two sockets at once (poll). Both
+//! glibc and musl provide these symbols.
 //!
 //! The constants here are Linux's (the same on every Linux architecture
 //! that ambassador builds for); other systems number them differently.
