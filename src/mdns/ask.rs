@@ -133,9 +133,8 @@ fn open(
     if !wanted {
         return None;
     }
-    let made = UdpSocket::bind(local).and_then(|s| limit(&s).map(|()| s));
-    made.map_err(|e| log::debug!("mDNS socket on {local}: {e}"))
-        .ok()
+    let socket = UdpSocket::bind(local).ok()?;
+    limit(&socket).ok().map(|()| socket)
 }
 
 /// The query out of every interface; an interface that refuses (gone, or
