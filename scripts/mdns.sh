@@ -20,8 +20,9 @@
 # 7. with --cross, the aarch64 and armv7 static binaries (cross-test.sh
 #    builds them) under qemu-user: far.local, PONG (their ifaddrs, ip_mreqn
 #    and pollfd layouts);
-# 8. with --docker, the ambassador:scratch image (build-images.sh) in a
-#    container whose one network is a veth to big-server: far.local, PONG.
+# 8. with --docker, examples/docker-compose-local-name.yml (the scratch
+#    image) in a container whose one network is a veth to big-server:
+#    vm1.local, PONG.
 # Needs root, iproute2, avahi-daemon, python3-zeroconf, redis, dnsmasq, dig
 # (and Docker for --docker).
 # Usage: scripts/mdns.sh [--bin PATH] [--cross] [--docker]
@@ -46,9 +47,10 @@ done
 source scripts/lib/two-hosts.sh
 source scripts/lib/avahi.sh
 work=/tmp/amb-mdns-$$
-container=amb-mdns-$$
+container=ambmdns$$
+compose=()
 lone=amb-lone-$$
-trap 'hosts_down; avahi_clean; rm -rf "$work"; ip netns del "$lone" 2>/dev/null; $docker && docker rm -f "$container" >/dev/null 2>&1' EXIT
+trap 'hosts_down; avahi_clean; $docker && "${compose[@]}" down >/dev/null 2>&1; rm -rf "$work"; ip netns del "$lone" 2>/dev/null' EXIT
 mkdir -p "$work"
 hosts_up || exit 1
 
@@ -76,20 +78,27 @@ start big redis-server --port 6379 --bind '* -::*' --protected-mode no --save ''
 wait_port big 127.0.0.1 6379 || exit 1
 start big dnsmasq --keep-in-foreground --pid-file= --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
     --listen-address="$BIG_IP" --port=5300 --address=/udp.test/192.0.2.99
-# With --docker: the scratch image in a container with no network of
-# Docker's; a veth joins it to big-server (198.18.0.0/24, only here).
+# With --docker: examples/docker-compose-local-name.yml, its network made
+# none here (the example's is the host's, whose interfaces this test must
+# not send multicast on); a veth joins the container to big-server
+# (198.18.0.0/24, only here), where vm1.local is 198.18.1.1.
 links=$BIG_IF
 if $docker; then
     bash scripts/build-images.sh >/dev/null 2>&1 || { echo "mdns: scripts/build-images.sh failed" >&2; exit 1; }
-    docker run -d --name "$container" --network none ambassador:scratch 7300:far.local:6379 >/dev/null || exit 1
-    pid=$(docker inspect -f '{{.State.Pid}}' "$container")
+    printf 'version: "3.7"\nservices:\n  redis-ambassador:\n    network_mode: none\n' >"$work/no-network.yml"
+    compose=(docker-compose -p "$container" -f examples/docker-compose-local-name.yml -f "$work/no-network.yml")
+    "${compose[@]}" up -d >/dev/null 2>&1 || { echo "mdns: docker-compose up failed" >&2; exit 1; }
+    pid=$(docker inspect -f '{{.State.Pid}}' "$("${compose[@]}" ps -q redis-ambassador)")
     ip link add "vdb$$" type veth peer name "vdc$$" || exit 1
     ip link set "vdb$$" netns "$BIG_NS" && ip link set "vdc$$" netns "$pid" || exit 1
     ip -n "$BIG_NS" addr add 198.18.0.1/24 dev "vdb$$" && ip -n "$BIG_NS" link set "vdb$$" up
+    ip -n "$BIG_NS" addr add 198.18.1.1/32 dev lo
     nsenter -t "$pid" -n ip addr add 198.18.0.2/24 dev "vdc$$" && nsenter -t "$pid" -n ip link set "vdc$$" up
+    nsenter -t "$pid" -n ip route add 198.18.1.1/32 via 198.18.0.1
     links="$BIG_IF,vdb$$"
 fi
-avahi_start big far "$links" "$SIX_IP=six.local" "$MOVED_FROM=moving.local" || exit 1
+avahi_start big far "$links" "$SIX_IP=six.local" "$MOVED_FROM=moving.local" \
+    $($docker && echo 198.18.1.1=vm1.local) || exit 1
 start big /usr/bin/python3 scripts/lib/zeroconf_host.py zc "$BIG_IP" 6379 600 >"$work/zeroconf.log" 2>&1
 for i in $(seq 1 100); do grep -q registered "$work/zeroconf.log" && break; sleep 0.1; done
 check "python-zeroconf registered zc.local" grep -q registered "$work/zeroconf.log"
@@ -138,7 +147,7 @@ check "moving.local at $MOVED_FROM: PONG" test "$(ping_on 7005)" = PONG
 moved=$(date +%s%N)
 ip -n "$BIG_NS" addr add "$MOVED_TO/32" dev lo
 ip -n "$BIG_NS" addr del "$MOVED_FROM/32" dev lo
-avahi_hosts "$SIX_IP=six.local" "$MOVED_TO=moving.local" || exit 1
+avahi_hosts "$SIX_IP=six.local" "$MOVED_TO=moving.local" $($docker && echo 198.18.1.1=vm1.local) || exit 1
 echo "     moving.local republished at $MOVED_TO in $((($(date +%s%N) - moved) / 1000000)) ms"
 check "moved: the client that finds the kept, old address fails" test "$(ping_on 7005)" != PONG
 check "moved: the next client gets PONG from the new address" test "$(ping_on 7005)" = PONG
@@ -234,10 +243,10 @@ if $cross; then
     done
 fi
 
-# --- 8. the image
+# --- 8. the image, as the compose example runs it
 if $docker; then
-    reply=$(on big timeout 15 redis-cli -h 198.18.0.2 -p 7300 ping 2>&1 | tr -d '\r')
-    check "ambassador:scratch in a container on the link: far.local, PONG ($reply)" test "$reply" = PONG
+    reply=$(nsenter -t "$pid" -n timeout 15 redis-cli -h 127.0.0.1 -p 6379 ping 2>&1 | tr -d '\r')
+    check "docker-compose-local-name.yml (ambassador:scratch) on the link: vm1.local, PONG ($reply)" test "$reply" = PONG
 fi
 
 [ "$failed" = 0 ] || { echo "     the client-side ambassador's log, last lines:"; tail -25 "$log" | sed 's/^/     /'; }
