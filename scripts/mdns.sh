@@ -7,8 +7,12 @@
 #                  DNS server, and a counter of the mDNS queries on the link
 #   client-server: ambassador, whose only unicast resolver is dnsmasq with
 #                  query logging (resolv.conf bound in a private mount namespace)
+#   side-host:     on a second link of client-server's: python-zeroconf
+#                  (side.local) and redis-server
 # 1. far.local and six.local from avahi: PONG, and 10 MiB SET/GET intact;
-#    zc.local from python-zeroconf: PONG;
+#    zc.local from python-zeroconf: PONG; side.local, answered on the
+#    client's second link only: PONG; junk.local, whose responder sends
+#    malformed and unrelated packets before its answer: PONG;
 # 2. moving.local republished at another address, the old one gone: the
 #    client that finds the old address fails, the next one gets PONG;
 # 3. a name nobody answers: the client is closed after the three tries
@@ -50,7 +54,8 @@ work=/tmp/amb-mdns-$$
 container=ambmdns$$
 compose=()
 lone=amb-lone-$$
-trap 'hosts_down; avahi_clean; $docker && "${compose[@]}" down >/dev/null 2>&1; rm -rf "$work"; ip netns del "$lone" 2>/dev/null' EXIT
+SIDE_NS=amb-side-$$
+trap 'hosts_down; avahi_clean; $docker && "${compose[@]}" down >/dev/null 2>&1; rm -rf "$work"; ip netns del "$lone" 2>/dev/null; ip netns del "$SIDE_NS" 2>/dev/null' EXIT
 mkdir -p "$work"
 hosts_up || exit 1
 
@@ -70,6 +75,12 @@ for host in big client; do
     ip -n "$ns" link set "$ifc" down && ip -n "$ns" link set "$ifc" up
     ip -n "$ns" addr add "$ip/64" dev "$ifc" nodad
 done
+# side-host: a second link of client-server's (203.0.113.0/24, only here).
+ip netns add "$SIDE_NS" && ip -n "$SIDE_NS" link set lo up
+ip link add "vs$$" type veth peer name "vz$$" || exit 1
+ip link set "vs$$" netns "$CLIENT_NS" && ip link set "vz$$" netns "$SIDE_NS" || exit 1
+ip -n "$CLIENT_NS" addr add 203.0.113.2/24 dev "vs$$" && ip -n "$CLIENT_NS" link set "vs$$" up
+ip -n "$SIDE_NS" addr add 203.0.113.1/24 dev "vz$$" && ip -n "$SIDE_NS" link set "vz$$" up
 ip -n "$BIG_NS" addr add "$SIX_IP/128" dev lo
 ip -n "$BIG_NS" addr add "$MOVED_FROM/32" dev lo
 ip -n "$CLIENT_NS" route add "$SIX_IP/128" via "$BIG_IP6"
@@ -100,8 +111,16 @@ fi
 avahi_start big far "$links" "$SIX_IP=six.local" "$MOVED_FROM=moving.local" \
     $($docker && echo 198.18.1.1=vm1.local) || exit 1
 start big /usr/bin/python3 scripts/lib/zeroconf_host.py zc "$BIG_IP" 6379 600 >"$work/zeroconf.log" 2>&1
-for i in $(seq 1 100); do grep -q registered "$work/zeroconf.log" && break; sleep 0.1; done
-check "python-zeroconf registered zc.local" grep -q registered "$work/zeroconf.log"
+start "$SIDE_NS" /usr/bin/python3 scripts/lib/zeroconf_host.py side 203.0.113.1 6379 600 >"$work/side.log" 2>&1
+start "$SIDE_NS" redis-server --port 6379 --bind '*' --protected-mode no --save '' --appendonly no >/dev/null
+start big python3 scripts/lib/mdns_peer.py junk "$BIG_IF" junk.local "$BIG_IP" 600 >"$work/junk.log"
+for i in $(seq 1 100); do
+    grep -q registered "$work/zeroconf.log" && grep -q registered "$work/side.log" &&
+        grep -q listening "$work/junk.log" && break
+    sleep 0.1
+done
+check "python-zeroconf registered zc.local and side.local" grep -q registered "$work/zeroconf.log" "$work/side.log"
+check "the misbehaving responder listens for junk.local" grep -q listening "$work/junk.log"
 
 # The client's only unicast resolver: dnsmasq on its loopback, logging each
 # query, which knows plain.test (and says so for AAAA too: NODATA, where an
@@ -119,6 +138,7 @@ resolving() {
 log=$work/client.log
 resolving start client env -i "$bin" -v --connect-timeout 1 7001:far.local:6379 7002:six.local:6379 \
     7003:zc.local:6379 7004:none.local:6379 7005:moving.local:6379 7006:plain.test:6379 7007:$BIG_IP:6379 \
+    7008:side.local:6379 7009:junk.local:6379 \
     5300:far.local:5300/udp 2>"$log"
 wait_port client 127.0.0.1 7006 || exit 1
 
@@ -140,6 +160,11 @@ check "far.local: 10 MiB SET then GET came back intact" test "$got" = "$(sha256s
 check "six.local (AAAA only): PONG" test "$(ping_on 7002)" = PONG
 check "six.local: reached at $SIX_IP" grep -q "\[$SIX_IP\]:6379: open" "$log"
 check "zc.local (python-zeroconf): PONG" test "$(ping_on 7003)" = PONG
+check "side.local, answered on the client's second link only: PONG" test "$(ping_on 7008)" = PONG
+check "side.local: reached at 203.0.113.1" grep -q "203.0.113.1:6379: open" "$log"
+check "junk.local, after malformed and unrelated packets: PONG" test "$(ping_on 7009)" = PONG
+check "junk.local: every answer taken was the real one ($(answered junk.local))" \
+    test "$(answered junk.local | tr ' ' '\n' | sort -u | grep .)" = "[$BIG_IP]"
 grep -o '[a-z0-9.]*: [^ ]* answered .*' "$log" | sed 's/^/     /'
 
 # --- 2. the host moves (within the 10 s avahi's answer is kept for)
@@ -208,7 +233,7 @@ echo "     mDNS answers after: $(grep -o 'answered .* after [0-9.]*[µm]s' "$log
 # --- 6. 1,000 clients, a handful of queries
 start client env -i "$bin" 7101:far.local:6379 2>/dev/null
 wait_port client 127.0.0.1 7101 || exit 1
-start big python3 scripts/lib/mdns_count.py "$BIG_IF" far.local 12 >"$work/count"
+start big python3 scripts/lib/mdns_peer.py count "$BIG_IF" far.local 12 >"$work/count"
 for i in $(seq 1 50); do grep -q listening "$work/count" && break; sleep 0.1; done
 served=$(on client python3 - <<'EOF'
 import socket, time
