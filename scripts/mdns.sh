@@ -97,7 +97,8 @@ links=$BIG_IF
 if $docker; then
     bash scripts/build-images.sh >/dev/null 2>&1 || { echo "mdns: scripts/build-images.sh failed" >&2; exit 1; }
     printf 'version: "3.7"\nservices:\n  redis-ambassador:\n    network_mode: none\n' >"$work/no-network.yml"
-    compose=(docker-compose -p "$container" -f examples/docker-compose-local-name.yml -f "$work/no-network.yml")
+    if command -v docker-compose >/dev/null; then compose=(docker-compose); else compose=(docker compose); fi
+    compose+=(-p "$container" -f examples/docker-compose-local-name.yml -f "$work/no-network.yml")
     "${compose[@]}" up -d >/dev/null 2>&1 || { echo "mdns: docker-compose up failed" >&2; exit 1; }
     pid=$(docker inspect -f '{{.State.Pid}}' "$("${compose[@]}" ps -q redis-ambassador)")
     ip link add "vdb$$" type veth peer name "vdc$$" || exit 1
