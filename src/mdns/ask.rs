@@ -178,3 +178,48 @@ fn fresh_id() -> u16 {
     let mixed = nanos ^ std::process::id().rotate_left(16) ^ count.wrapping_mul(0x9e37);
     ((mixed ^ (mixed >> 16)) as u16) | 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(addrs: &[&str]) -> Answer {
+        let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        Answer { addrs, ttl: 10 }
+    }
+
+    #[test]
+    fn a_link_local_address_takes_the_scope_it_came_in_on_or_is_dropped() {
+        let over_v6: SocketAddr = "[fe80::9%3]:5353".parse().unwrap();
+        let over_v4: SocketAddr = "192.0.2.1:5353".parse().unwrap();
+        let link_local: IpAddr = "fe80::1".parse().unwrap();
+        let scoped = with_scope(link_local, over_v6).unwrap();
+        assert_eq!(scoped.to_string(), "[fe80::1%3]:0");
+        assert_eq!(with_scope(link_local, over_v4), None);
+        let global = with_scope("2001:db8::1".parse().unwrap(), over_v6).unwrap();
+        assert_eq!(global.to_string(), "[2001:db8::1]:0");
+    }
+
+    #[test]
+    fn answers_heard_are_merged_ipv4_first_each_once_with_the_least_ttl() {
+        let from: SocketAddr = "192.0.2.1:5353".parse().unwrap();
+        let mut heard = Heard::default();
+        heard.add(answer(&["2001:db8::1", "192.0.2.1"]), from);
+        assert!(heard.has_both());
+        let mut later = answer(&["192.0.2.1", "192.0.2.7", "fe80::1"]);
+        later.ttl = 4;
+        heard.add(later, from);
+        let addrs: Vec<String> = heard.addrs.iter().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, ["192.0.2.1:0", "192.0.2.7:0", "[2001:db8::1]:0"]);
+        assert_eq!(heard.ttl, Some(4));
+    }
+
+    #[test]
+    fn query_ids_change_from_one_question_to_the_next() {
+        let mut ids: Vec<u16> = (0..8).map(|_| fresh_id()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        // 16 bits mixed from the clock and a counter: a repeat is rare.
+        assert!(ids.len() >= 7, "{ids:?}");
+    }
+}
