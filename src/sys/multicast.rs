@@ -11,15 +11,13 @@ use std::os::raw::{c_char, c_int, c_short, c_uint, c_ulong, c_void};
 use std::time::Duration;
 
 use super::socket::set_option;
-use super::wire::{SOL_IP, SOL_IPV6};
+use super::wire::{AF_INET, AF_INET6, SOL_IP, SOL_IPV6};
 
 const IP_MULTICAST_IF: c_int = 32;
 const IPV6_MULTICAST_HOPS: c_int = 18;
 const IFF_UP: c_uint = 0x1;
 const IFF_LOOPBACK: c_uint = 0x8;
 const IFF_MULTICAST: c_uint = 0x1000;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 const POLLIN: c_short = 1;
 
 /// `struct ifaddrs`, the same in glibc and musl.

@@ -12,8 +12,8 @@ pub(super) const IP_PKTINFO: c_int = 8;
 pub(super) const SOL_IPV6: c_int = 41;
 pub(super) const IPV6_RECVPKTINFO: c_int = 49;
 const IPV6_PKTINFO: c_int = 50;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
+pub(super) const AF_INET: u16 = 2;
+pub(super) const AF_INET6: u16 = 10;
 
 /// `struct cmsghdr`: cmsg_len is a size_t (musl: socklen_t and padding).
 #[repr(C)]
